@@ -1,0 +1,26 @@
+/* fileio: the blocking file operations xfer runs on the libuv threadpool,
+ * never on the loop: whole reads and writes, durable syncs, hashing a range.
+ * Each returns 0 (or a byte count) or -errno. */
+#ifndef XFER_FILEIO_H
+#define XFER_FILEIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <xxhash.h>
+
+/* Reads up to len bytes at off, retrying short reads; the count returned is
+ * short only at end of file. */
+int64_t fileio_pread(int fd, void *buf, size_t len, uint64_t off);
+
+/* Writes all len bytes at off. */
+int fileio_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+
+int fileio_datasync(int fd);
+
+/* Feeds [off, off + len) of fd into state, reading through buf of bufsize
+ * bytes. -EIO if the file is shorter. */
+int fileio_hash_range(int fd, uint64_t off, uint64_t len, XXH3_state_t *state, uint8_t *buf,
+                      size_t bufsize);
+
+#endif

@@ -1,0 +1,104 @@
+/* link: one TCP connection carrying xfer frames, shared by sender and
+ * receiver. It reads frames (a DATA payload lands straight in its own
+ * heap buffer, handed to the owner, so chunks are never copied in user
+ * space), queues frames for writing, sends PING when idle, and closes the
+ * connection when the peer has been silent longer than the idle timeout.
+ *
+ * The owner embeds struct link, calls link_init() with a uv_tcp_t it has
+ * accepted or connected, and frees its memory only after ops->on_close. */
+#ifndef XFER_LINK_H
+#define XFER_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "xfer/proto.h"
+
+struct link;
+
+struct link_ops {
+    /* One decoded frame. For DATA, data_buf is the heap buffer holding the
+     * payload (f->u.data.bytes points into it) and the callee owns it from
+     * now on: free() it when done. Return <0 to close the link with that
+     * error (the owner sends an ERROR frame first if it wants to). */
+    int (*on_frame)(struct link *l, const struct proto_frame *f, uint8_t *data_buf);
+    /* A write queued with link_send_data() finished (status 0) or was
+     * cancelled (<0); ctx is what was passed. */
+    void (*on_data_sent)(struct link *l, void *ctx, int status);
+    /* The connection is closed and every write callback has run. err is 0
+     * for a close the owner asked for, else why it was closed. */
+    void (*on_close)(struct link *l, int err);
+};
+
+enum link_state {
+    LINK_OPEN,
+    LINK_DRAINING, /* flushing queued frames before closing */
+    LINK_CLOSING,
+    LINK_CLOSED
+};
+
+struct link {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    const struct link_ops *ops;
+    void *data; /* the owner's */
+    enum link_state state;
+    int close_err;
+    int handles_open;
+    int paused;
+    uint64_t idle_ms;       /* peer silence that ends the connection */
+    uint64_t last_rx;       /* uv_now() of the last byte received */
+    uint64_t last_tx;       /* uv_now() of the last frame queued */
+    uint64_t drain_started;
+    size_t tx_pending;      /* bytes queued and not yet written */
+    unsigned writes_pending;
+    /* frame assembly */
+    uint8_t hdr[PROTO_HDR_LEN];
+    size_t hdr_got;
+    struct proto_header cur;
+    uint8_t *payload;       /* ctrl buffer, or a DATA buffer being filled */
+    size_t payload_got;
+    uint8_t ctrl[PROTO_MAX_CONTROL];
+    uint64_t rx_bytes;
+    uint64_t tx_bytes;
+};
+
+/* Timeouts, read once from XFER_IDLE_TIMEOUT (seconds, may be fractional;
+ * default 15). Heartbeats go out at a third of it. */
+uint64_t link_idle_timeout_ms(void);
+
+/* Takes over tcp (already initialised on loop, connected) and starts reading. */
+int link_init(struct link *l, const struct link_ops *ops, void *data);
+
+/* Encodes and queues a control frame. */
+int link_send(struct link *l, const struct proto_frame *f);
+
+/* Queues a DATA frame: prefix is PROTO_DATA_PREFIX_LEN bytes from
+ * proto_encode_data_prefix(), data the chunk; both stay owned by the caller
+ * until ops->on_data_sent(ctx). */
+int link_send_data(struct link *l, const uint8_t *prefix, const uint8_t *data, size_t len,
+                   void *ctx);
+
+/* Stops and restarts reading (backpressure). Silence is not counted while
+ * paused: the peer is waiting on us. */
+void link_pause(struct link *l);
+void link_resume(struct link *l);
+
+/* Closes now; queued writes are cancelled. */
+void link_close(struct link *l, int err);
+
+/* Sends an ERROR frame (code, text), then closes once it is written or after
+ * a short bound, whichever comes first. */
+void link_fail(struct link *l, int err, uint16_t code, const char *text);
+
+/* Closes after everything queued is written (bounded like link_fail). */
+void link_finish(struct link *l);
+
+int link_is_open(const struct link *l);
+
+/* "ADDR:PORT" or "[ADDR]:PORT" of the peer. */
+void link_peer_name(const struct link *l, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,361 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "xfer/buf.h"
+#include "xfer/err.h"
+#include "xfer/journal.h"
+
+/* magic, version, chunk size, xxhash version, state size, size, mtime,
+ * mtime nsec, name length, name, checksum */
+#define HEADER_FIXED (4 + 4 + 4 + 4 + 4 + 8 + 8 + 4 + 2 + 8)
+/* magic, from_chunk, n, confirmed, state length, checksum */
+#define RECORD_FIXED (4 + 8 + 4 + 8 + 4 + 8)
+/* Caps one record's hash list so a record stays a bounded write. */
+#define RECORD_MAX_HASHES 65536u
+
+void journal_init(struct journal *j)
+{
+    memset(j, 0, sizeof(*j));
+    j->fd = -1;
+}
+
+uint64_t journal_chunk_len(uint64_t size, uint64_t chunk)
+{
+    uint64_t start = chunk * PROTO_CHUNK_SIZE;
+
+    if (start >= size)
+        return 0;
+    if (size - start < PROTO_CHUNK_SIZE)
+        return size - start;
+    return PROTO_CHUNK_SIZE;
+}
+
+static uint64_t chunks_below(uint64_t offset)
+{
+    return (offset + PROTO_CHUNK_SIZE - 1) / PROTO_CHUNK_SIZE;
+}
+
+static int reserve_hashes(struct journal *j, uint64_t n)
+{
+    uint64_t cap = j->cap ? j->cap : 64;
+    uint64_t *p;
+
+    if (n <= j->cap)
+        return 0;
+    while (cap < n)
+        cap *= 2;
+    p = realloc(j->hashes, cap * sizeof(*p));
+    if (p == NULL)
+        return -ENOMEM;
+    j->hashes = p;
+    j->cap = cap;
+    return 0;
+}
+
+static int ensure_state(struct journal *j)
+{
+    if (j->state != NULL)
+        return 0;
+    j->state = XXH3_createState();
+    if (j->state == NULL)
+        return -ENOMEM;
+    return XXH3_128bits_reset(j->state) == XXH_OK ? 0 : -EINVAL;
+}
+
+static void forget_records(struct journal *j)
+{
+    j->confirmed = 0;
+    j->nhashes = 0;
+    j->state_valid = 1;
+    if (j->state != NULL)
+        (void)XXH3_128bits_reset(j->state); /* cannot fail on a valid state */
+}
+
+static int parse_header(struct journal *j, struct buf_reader *r)
+{
+    uint32_t magic, version, chunk, xxh_version, state_size;
+    uint64_t mtime, sum;
+    uint16_t name_len;
+    size_t start = r->pos;
+
+    if (buf_get_u32(r, &magic) < 0 || buf_get_u32(r, &version) < 0 ||
+        buf_get_u32(r, &chunk) < 0 || buf_get_u32(r, &xxh_version) < 0 ||
+        buf_get_u32(r, &state_size) < 0 || buf_get_u64(r, &j->id.size) < 0 ||
+        buf_get_u64(r, &mtime) < 0 || buf_get_u32(r, &j->id.mtime_nsec) < 0 ||
+        buf_get_u16(r, &name_len) < 0)
+        return XFER_ECORRUPT;
+    if (magic != JOURNAL_MAGIC || version != JOURNAL_VERSION || chunk != PROTO_CHUNK_SIZE ||
+        name_len > PROTO_MAX_NAME || j->id.size > INT64_MAX)
+        return XFER_ECORRUPT;
+    if (buf_get_bytes(r, j->id.name, name_len) < 0)
+        return XFER_ECORRUPT;
+    j->id.name[name_len] = '\0';
+    j->id.mtime_sec = (int64_t)mtime;
+    if (buf_get_u64(r, &sum) < 0 || sum != XXH3_64bits(r->p + start, r->pos - 8 - start))
+        return XFER_ECORRUPT;
+    /* A state written by another xxHash build cannot be trusted byte for
+     * byte; the partial is then restarted rather than resumed. */
+    j->state_valid = xxh_version == XXH_versionNumber() && state_size == sizeof(XXH3_state_t);
+    return 0;
+}
+
+/* Returns 1 when a record was applied, 0 at a torn or damaged record. */
+static int parse_record(struct journal *j, struct buf_reader *r)
+{
+    uint32_t magic, n, state_len;
+    uint64_t from, confirmed, sum;
+    const uint8_t *state = NULL;
+    const uint8_t *hashes = NULL;
+    size_t start = r->pos;
+
+    if (buf_get_u32(r, &magic) < 0 || buf_get_u64(r, &from) < 0 || buf_get_u32(r, &n) < 0 ||
+        buf_get_u64(r, &confirmed) < 0 || buf_get_u32(r, &state_len) < 0)
+        return 0;
+    if (magic != JOURNAL_RECORD_MAGIC || n > RECORD_MAX_HASHES || from > j->nhashes ||
+        state_len > 4096)
+        return 0;
+    if (buf_peek_bytes(r, &state, state_len) < 0 || buf_peek_bytes(r, &hashes, (size_t)n * 8) < 0)
+        return 0;
+    if (buf_get_u64(r, &sum) < 0 || sum != XXH3_64bits(r->p + start, r->pos - 8 - start))
+        return 0;
+    /* Confirmed offsets are whole chunks, or the end of the file. */
+    if (from + n > JOURNAL_MAX_CHUNKS || confirmed > j->id.size ||
+        chunks_below(confirmed) != from + n ||
+        (confirmed % PROTO_CHUNK_SIZE != 0 && confirmed != j->id.size))
+        return 0;
+    if (reserve_hashes(j, from + n) < 0)
+        return 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct buf_reader hr;
+
+        buf_reader_init(&hr, hashes + (size_t)i * 8, 8);
+        (void)buf_get_u64(&hr, &j->hashes[from + i]); /* 8 bytes are there */
+    }
+    j->nhashes = from + n;
+    j->confirmed = confirmed;
+    if (j->state_valid && state_len == sizeof(XXH3_state_t))
+        memcpy(j->state, state, state_len);
+    else
+        j->state_valid = 0;
+    return 1;
+}
+
+int journal_parse(struct journal *j, const uint8_t *p, size_t len, uint64_t *valid_len)
+{
+    struct buf_reader r;
+    int rc;
+
+    *valid_len = 0;
+    rc = ensure_state(j);
+    if (rc < 0)
+        return rc;
+    forget_records(j);
+    buf_reader_init(&r, p, len);
+    rc = parse_header(j, &r);
+    if (rc < 0)
+        return rc;
+    *valid_len = r.pos;
+    while (buf_remaining(&r) > 0 && parse_record(j, &r))
+        *valid_len = r.pos;
+    return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len, uint64_t off)
+{
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+static int sync_fd(int fd)
+{
+    if (fdatasync(fd) < 0)
+        return -errno;
+    return 0;
+}
+
+int journal_reset(struct journal *j)
+{
+    uint8_t hdr[HEADER_FIXED + PROTO_MAX_NAME];
+    struct buf_writer w;
+    size_t name_len = strlen(j->id.name);
+    int rc = ensure_state(j);
+
+    if (rc < 0)
+        return rc;
+    buf_writer_init(&w, hdr, sizeof(hdr));
+    (void)buf_put_u32(&w, JOURNAL_MAGIC); /* hdr has room for the longest name */
+    (void)buf_put_u32(&w, JOURNAL_VERSION);
+    (void)buf_put_u32(&w, PROTO_CHUNK_SIZE);
+    (void)buf_put_u32(&w, XXH_versionNumber());
+    (void)buf_put_u32(&w, sizeof(XXH3_state_t));
+    (void)buf_put_u64(&w, j->id.size);
+    (void)buf_put_u64(&w, (uint64_t)j->id.mtime_sec);
+    (void)buf_put_u32(&w, j->id.mtime_nsec);
+    (void)buf_put_u16(&w, (uint16_t)name_len);
+    (void)buf_put_bytes(&w, j->id.name, name_len);
+    (void)buf_put_u64(&w, XXH3_64bits(hdr, w.pos));
+    /* Truncate first: a crash between the two leaves an empty journal, which
+     * loads as "no journal", never as the old records under a new header. */
+    if (ftruncate(j->fd, 0) < 0)
+        return -errno;
+    rc = write_all(j->fd, hdr, w.pos, 0);
+    if (rc == 0)
+        rc = sync_fd(j->fd);
+    if (rc < 0)
+        return rc;
+    j->end = w.pos;
+    forget_records(j);
+    return 0;
+}
+
+static int read_whole(int fd, uint8_t **out, size_t *len)
+{
+    struct stat st;
+    uint8_t *p = NULL;
+    size_t got = 0;
+    int rc;
+
+    *out = NULL;
+    *len = 0;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (st.st_size < 0 || (uint64_t)st.st_size > (UINT64_C(1) << 36))
+        return XFER_ECORRUPT;
+    p = malloc((size_t)st.st_size + 1);
+    if (p == NULL)
+        return -ENOMEM;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = pread(fd, p + got, (size_t)st.st_size - got, (off_t)got);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    *out = p;
+    *len = got;
+    return 0;
+fail:
+    free(p);
+    return rc;
+}
+
+static int same_identity(const struct journal_identity *a, const struct journal_identity *b)
+{
+    return a->size == b->size && a->mtime_sec == b->mtime_sec &&
+           a->mtime_nsec == b->mtime_nsec && strcmp(a->name, b->name) == 0;
+}
+
+int journal_open(struct journal *j, int dirfd, const char *path,
+                 const struct journal_identity *id, int *resumed)
+{
+    uint8_t *image = NULL;
+    size_t len = 0;
+    uint64_t valid = 0;
+    int rc;
+
+    *resumed = 0;
+    journal_close(j);
+    j->fd = openat(dirfd, path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (j->fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = read_whole(j->fd, &image, &len);
+    if (rc == -ENOMEM)
+        goto fail;
+    if (rc == 0)
+        rc = journal_parse(j, image, len, &valid);
+    if (rc == -ENOMEM)
+        goto fail;
+    if (rc < 0 || !same_identity(&j->id, id) || !j->state_valid) {
+        j->id = *id;
+        rc = journal_reset(j);
+        if (rc < 0)
+            goto fail;
+    } else {
+        if (valid < len && ftruncate(j->fd, (off_t)valid) < 0) {
+            rc = -errno;
+            goto fail;
+        }
+        j->end = valid;
+        *resumed = j->confirmed > 0;
+    }
+    free(image);
+    return 0;
+fail:
+    free(image);
+    journal_close(j);
+    return rc;
+}
+
+int journal_commit(struct journal *j, uint64_t from_chunk, const uint64_t *hashes, uint64_t n,
+                   uint64_t confirmed, const XXH3_state_t *state)
+{
+    uint8_t *rec = NULL;
+    struct buf_writer w;
+    size_t cap;
+    int rc;
+
+    if (from_chunk > j->nhashes || n > RECORD_MAX_HASHES || chunks_below(confirmed) != from_chunk + n)
+        return -EINVAL;
+    rc = reserve_hashes(j, from_chunk + n);
+    if (rc < 0)
+        return rc;
+    cap = RECORD_FIXED + sizeof(XXH3_state_t) + (size_t)n * 8;
+    rec = malloc(cap);
+    if (rec == NULL)
+        return -ENOMEM;
+    buf_writer_init(&w, rec, cap);
+    (void)buf_put_u32(&w, JOURNAL_RECORD_MAGIC); /* rec is sized for all of it */
+    (void)buf_put_u64(&w, from_chunk);
+    (void)buf_put_u32(&w, (uint32_t)n);
+    (void)buf_put_u64(&w, confirmed);
+    (void)buf_put_u32(&w, sizeof(XXH3_state_t));
+    (void)buf_put_bytes(&w, state, sizeof(XXH3_state_t));
+    for (uint64_t i = 0; i < n; i++)
+        (void)buf_put_u64(&w, hashes[i]);
+    (void)buf_put_u64(&w, XXH3_64bits(rec, w.pos));
+    rc = write_all(j->fd, rec, w.pos, j->end);
+    if (rc == 0)
+        rc = sync_fd(j->fd);
+    if (rc < 0)
+        goto out;
+    j->end += w.pos;
+    memcpy(j->hashes + from_chunk, hashes, (size_t)n * sizeof(*hashes));
+    j->nhashes = from_chunk + n;
+    j->confirmed = confirmed;
+    XXH3_copyState(j->state, state);
+out:
+    free(rec);
+    return rc;
+}
+
+void journal_close(struct journal *j)
+{
+    if (j->fd >= 0)
+        (void)close(j->fd); /* nothing to flush: commits fdatasync */
+    free(j->hashes);
+    if (j->state != NULL)
+        XXH3_freeState(j->state);
+    journal_init(j);
+}

@@ -1,0 +1,387 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "xfer/err.h"
+#include "xfer/link.h"
+
+/* How long a closing link may wait for its last frames to be written. */
+#define LINK_DRAIN_MS 2000
+
+struct link_write {
+    uv_write_t req;
+    struct link *l;
+    size_t len;
+    void *ctx;
+    int is_data;
+    uint8_t bytes[]; /* an encoded control frame */
+};
+
+uint64_t link_idle_timeout_ms(void)
+{
+    static uint64_t cached;
+    const char *env;
+
+    if (cached != 0)
+        return cached;
+    cached = 15000;
+    env = getenv("XFER_IDLE_TIMEOUT");
+    if (env != NULL && *env != '\0') {
+        char *end = NULL;
+        double secs = strtod(env, &end);
+
+        if (end != NULL && *end == '\0' && secs >= 0.1 && secs <= 86400)
+            cached = (uint64_t)(secs * 1000);
+    }
+    return cached;
+}
+
+int link_is_open(const struct link *l)
+{
+    return l->state == LINK_OPEN;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct link *l = h->data;
+
+    if (--l->handles_open > 0)
+        return;
+    if (l->payload != NULL && l->payload != l->ctrl)
+        free(l->payload);
+    l->payload = NULL;
+    l->state = LINK_CLOSED;
+    l->ops->on_close(l, l->close_err);
+}
+
+void link_close(struct link *l, int err)
+{
+    if (l->state == LINK_CLOSING || l->state == LINK_CLOSED)
+        return;
+    if (l->close_err == 0)
+        l->close_err = err;
+    l->state = LINK_CLOSING;
+    (void)uv_read_stop((uv_stream_t *)&l->tcp); /* harmless when not reading */
+    (void)uv_timer_stop(&l->timer);
+    /* Pending writes complete with UV_ECANCELED before the close callbacks. */
+    uv_close((uv_handle_t *)&l->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&l->timer, on_handle_closed);
+}
+
+static void start_drain(struct link *l, int err)
+{
+    if (l->state != LINK_OPEN)
+        return;
+    l->close_err = err;
+    l->state = LINK_DRAINING;
+    l->drain_started = uv_now(l->tcp.loop);
+    (void)uv_read_stop((uv_stream_t *)&l->tcp);
+    if (l->writes_pending == 0)
+        link_close(l, err);
+}
+
+static void on_write_done(uv_write_t *req, int status)
+{
+    struct link_write *w = (struct link_write *)req;
+    struct link *l = w->l;
+
+    l->writes_pending--;
+    l->tx_pending -= w->len;
+    if (status == 0)
+        l->tx_bytes += w->len;
+    if (w->is_data)
+        l->ops->on_data_sent(l, w->ctx, status);
+    free(w);
+    if (status < 0 && l->state == LINK_OPEN) {
+        link_close(l, status);
+        return;
+    }
+    if (l->state == LINK_DRAINING && l->writes_pending == 0)
+        link_close(l, l->close_err);
+}
+
+static int queue_write(struct link *l, struct link_write *w, uv_buf_t *bufs, unsigned n)
+{
+    int rc;
+
+    w->l = l;
+    rc = uv_write(&w->req, (uv_stream_t *)&l->tcp, bufs, n, on_write_done);
+    if (rc < 0)
+        return rc;
+    l->writes_pending++;
+    l->tx_pending += w->len;
+    l->last_tx = uv_now(l->tcp.loop);
+    return 0;
+}
+
+int link_send(struct link *l, const struct proto_frame *f)
+{
+    struct link_write *w;
+    uv_buf_t buf;
+    int n;
+    int rc;
+
+    if (l->state != LINK_OPEN)
+        return UV_ECANCELED;
+    w = calloc(1, sizeof(*w) + PROTO_HDR_LEN + PROTO_MAX_CONTROL);
+    if (w == NULL)
+        return UV_ENOMEM;
+    n = proto_encode(f, w->bytes, PROTO_HDR_LEN + PROTO_MAX_CONTROL);
+    if (n < 0) {
+        free(w);
+        return n;
+    }
+    w->len = (size_t)n;
+    buf = uv_buf_init((char *)w->bytes, (unsigned)n);
+    rc = queue_write(l, w, &buf, 1);
+    if (rc < 0)
+        free(w);
+    return rc;
+}
+
+int link_send_data(struct link *l, const uint8_t *prefix, const uint8_t *data, size_t len,
+                   void *ctx)
+{
+    struct link_write *w;
+    uv_buf_t bufs[2];
+    int rc;
+
+    if (l->state != LINK_OPEN)
+        return UV_ECANCELED;
+    w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return UV_ENOMEM;
+    w->is_data = 1;
+    w->ctx = ctx;
+    w->len = PROTO_DATA_PREFIX_LEN + len;
+    bufs[0] = uv_buf_init((char *)prefix, PROTO_DATA_PREFIX_LEN);
+    bufs[1] = uv_buf_init((char *)data, (unsigned)len);
+    rc = queue_write(l, w, bufs, 2);
+    if (rc < 0)
+        free(w);
+    return rc;
+}
+
+void link_fail(struct link *l, int err, uint16_t code, const char *text)
+{
+    struct proto_frame f;
+
+    if (l->state != LINK_OPEN)
+        return;
+    memset(&f, 0, sizeof(f));
+    f.type = PROTO_ERROR;
+    f.u.error.code = code;
+    strncpy(f.u.error.text, text, PROTO_MAX_TEXT);
+    /* Best effort: the connection is going away whether or not it is sent. */
+    (void)link_send(l, &f);
+    start_drain(l, err);
+}
+
+void link_finish(struct link *l)
+{
+    start_drain(l, 0);
+}
+
+static void reset_frame(struct link *l)
+{
+    l->hdr_got = 0;
+    l->payload = NULL;
+    l->payload_got = 0;
+}
+
+/* A whole frame is in l->payload: decode it and hand it to the owner. */
+static int dispatch(struct link *l)
+{
+    struct proto_frame f;
+    uint8_t *data_buf = NULL;
+    int rc = proto_decode_payload(l->cur.type, l->payload, l->cur.len, &f);
+
+    if (l->cur.type == PROTO_DATA)
+        data_buf = l->payload;
+    reset_frame(l);
+    if (rc < 0) {
+        free(data_buf);
+        return rc;
+    }
+    return l->ops->on_frame(l, &f, data_buf);
+}
+
+static void fail_decode(struct link *l, int rc)
+{
+    char text[128];
+
+    if (rc == XFER_EVERSION) {
+        snprintf(text, sizeof(text), "this side speaks xfer protocol version %d", PROTO_VERSION);
+        link_fail(l, rc, PROTO_VERSION_MISMATCH, text);
+        return;
+    }
+    snprintf(text, sizeof(text), "bad frame: %s", xfer_strerror(rc));
+    link_fail(l, rc, PROTO_PROTOCOL, text);
+}
+
+static int take_header(struct link *l)
+{
+    int rc = proto_decode_header(l->hdr, PROTO_HDR_LEN, &l->cur);
+
+    if (rc < 0)
+        return rc;
+    l->payload_got = 0;
+    if (l->cur.type == PROTO_DATA) {
+        /* Only now, with the length checked against PROTO_MAX_PAYLOAD. */
+        l->payload = malloc(l->cur.len > 0 ? l->cur.len : 1);
+        if (l->payload == NULL)
+            return UV_ENOMEM;
+    } else {
+        l->payload = l->ctrl;
+    }
+    return 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct link *l = h->data;
+
+    (void)suggested; /* we read exactly up to the end of the current frame */
+    if (l->hdr_got < PROTO_HDR_LEN)
+        *buf = uv_buf_init((char *)l->hdr + l->hdr_got, (unsigned)(PROTO_HDR_LEN - l->hdr_got));
+    else
+        *buf = uv_buf_init((char *)l->payload + l->payload_got,
+                           (unsigned)(l->cur.len - l->payload_got));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct link *l = s->data;
+    int rc;
+
+    (void)buf; /* it points into l->hdr or l->payload */
+    if (nread < 0) {
+        link_close(l, (int)nread);
+        return;
+    }
+    if (nread == 0 || l->state != LINK_OPEN)
+        return;
+    l->last_rx = uv_now(s->loop);
+    l->rx_bytes += (uint64_t)nread;
+    if (l->hdr_got < PROTO_HDR_LEN) {
+        l->hdr_got += (size_t)nread;
+        if (l->hdr_got < PROTO_HDR_LEN)
+            return;
+        rc = take_header(l);
+        if (rc < 0) {
+            fail_decode(l, rc);
+            return;
+        }
+    } else {
+        l->payload_got += (size_t)nread;
+    }
+    if (l->payload_got < l->cur.len)
+        return;
+    rc = dispatch(l);
+    if (rc == XFER_EPROTO || rc == XFER_ETOOBIG || rc == XFER_EMAGIC || rc == XFER_EVERSION)
+        fail_decode(l, rc);
+    else if (rc < 0)
+        link_close(l, rc);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct link *l = t->data;
+    uint64_t now = uv_now(t->loop);
+
+    if (l->state == LINK_DRAINING) {
+        if (now - l->drain_started > LINK_DRAIN_MS)
+            link_close(l, l->close_err);
+        return;
+    }
+    if (l->state != LINK_OPEN)
+        return;
+    if (!l->paused && now - l->last_rx > l->idle_ms) {
+        link_close(l, XFER_ETIMEDOUT);
+        return;
+    }
+    if (now - l->last_tx >= l->idle_ms / 3 && l->tx_pending == 0) {
+        struct proto_frame ping = {.type = PROTO_PING};
+        int rc = link_send(l, &ping);
+
+        if (rc < 0)
+            link_close(l, rc);
+    }
+}
+
+int link_init(struct link *l, const struct link_ops *ops, void *data)
+{
+    uint64_t now = uv_now(l->tcp.loop);
+    uint64_t tick;
+    int rc;
+
+    l->ops = ops;
+    l->data = data;
+    l->state = LINK_OPEN;
+    l->idle_ms = link_idle_timeout_ms();
+    l->last_rx = now;
+    l->last_tx = now;
+    l->tcp.data = l;
+    l->handles_open = 1;
+    reset_frame(l);
+    rc = uv_timer_init(l->tcp.loop, &l->timer);
+    if (rc < 0) {
+        link_close(l, rc);
+        return rc;
+    }
+    l->timer.data = l;
+    l->handles_open = 2;
+    tick = l->idle_ms / 6;
+    if (tick < 50)
+        tick = 50;
+    if (tick > 1000)
+        tick = 1000;
+    (void)uv_tcp_nodelay(&l->tcp, 1); /* small ACK frames must not wait on Nagle */
+    rc = uv_timer_start(&l->timer, on_tick, tick, tick);
+    if (rc == 0)
+        rc = uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read);
+    if (rc < 0) {
+        link_close(l, rc);
+        return rc;
+    }
+    return 0;
+}
+
+void link_pause(struct link *l)
+{
+    if (l->state != LINK_OPEN || l->paused)
+        return;
+    l->paused = 1;
+    (void)uv_read_stop((uv_stream_t *)&l->tcp);
+}
+
+void link_resume(struct link *l)
+{
+    int rc;
+
+    if (l->state != LINK_OPEN || !l->paused)
+        return;
+    l->paused = 0;
+    l->last_rx = uv_now(l->tcp.loop);
+    rc = uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read);
+    if (rc < 0)
+        link_close(l, rc);
+}
+
+void link_peer_name(const struct link *l, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char host[64] = "?";
+
+    if (uv_tcp_getpeername(&l->tcp, (struct sockaddr *)&ss, &len) < 0) {
+        snprintf(out, cap, "unknown peer");
+        return;
+    }
+    if (ss.ss_family == AF_INET6) {
+        (void)uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
+        snprintf(out, cap, "[%s]:%d", host, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    } else {
+        (void)uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
+        snprintf(out, cap, "%s:%d", host, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    }
+}

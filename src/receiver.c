@@ -1,0 +1,1524 @@
+#define _GNU_SOURCE /* renameat2 */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <uv.h>
+#include <xxhash.h>
+
+#include "xfer/err.h"
+#include "xfer/fileio.h"
+#include "xfer/journal.h"
+#include "xfer/link.h"
+#include "xfer/name.h"
+#include "xfer/proto.h"
+#include "xfer/receiver.h"
+#include "xfer/report.h"
+
+/* DATA frames a connection may hold in memory before it stops reading the
+ * socket: this, not the file size, bounds a connection's memory. */
+#define RX_QUEUE_MAX 8
+/* Confirm after this many new bytes, or this long after the last confirm. */
+#define ACK_BYTES (8u * PROTO_CHUNK_SIZE)
+#define ACK_INTERVAL_MS 250
+#define VERIFY_BATCH 8
+/* A connection must say HELLO within this long. */
+#define HELLO_DEADLINE_MS 10000
+
+struct receiver;
+struct conn;
+
+enum conn_state {
+    CONN_HELLO,     /* waiting for HELLO */
+    CONN_IDLE,      /* waiting for OFFER or BYE */
+    CONN_OPENING,   /* open job in flight for the offered file */
+    CONN_CHECKING,  /* same-size file exists: comparing whole-file hashes */
+    CONN_RECEIVING, /* DATA flowing; END may have arrived */
+    CONN_COMMITTING,
+    CONN_BYE        /* session over; closing */
+};
+
+struct chunk {
+    uint8_t *buf; /* heap buffer from link, owned */
+    const uint8_t *bytes;
+    uint64_t offset;
+    uint32_t len;
+    uint64_t hash;
+};
+
+struct rfile {
+    struct rfile *next;
+    struct conn *owner;
+    char name[PROTO_MAX_NAME + 1];
+    char part_path[NAME_KEY_LEN + 16];
+    char journal_path[NAME_KEY_LEN + 16];
+    struct journal_identity id;
+    uint32_t mode;
+    int fd;
+    struct journal j;
+    int resumed;
+    uint32_t epoch;
+    XXH3_state_t *state; /* running hash at `written`; the write job's while busy */
+    uint64_t written;    /* [0, written) is written and hashed */
+    uint64_t confirmed;  /* [0, confirmed) is durable and journaled */
+    uint64_t rx_next;    /* offset the next DATA frame must carry */
+    uint64_t last_ack_ms;
+    /* chunk hashes written but not yet journaled: chunks [pend_from, +npend) */
+    uint64_t pend_from;
+    uint64_t *pend;
+    size_t npend;
+    size_t pend_cap;
+    struct chunk queue[RX_QUEUE_MAX];
+    size_t nqueue;
+    int write_busy;
+    int sync_busy;
+    int verify_busy;
+    int verify_done;     /* the resumed prefix matched the journal */
+    uint64_t verify_next; /* next chunk to check */
+    uint64_t verify_end;
+    uint64_t *verify_hashes;
+    XXH3_state_t *verify_state; /* hash of [0, verify_next * chunk) as read back */
+    int rewind_pending;         /* damage found: rewind once jobs are idle */
+    int resync;                 /* an unexpected DATA frame: rewind once writes land */
+    int end_received;
+    struct proto_hash128 end_hash;
+    int io_failed;
+    struct proto_hash128 their_hash; /* for the identical-file check */
+    struct proto_hash128 our_hash;
+    int have_their_hash;
+    int have_our_hash;
+    int check_done_differs;
+    uint64_t started_ms;
+};
+
+struct conn {
+    struct link link;
+    struct conn *next;
+    struct receiver *rx;
+    enum conn_state state;
+    uint8_t session_id[PROTO_SESSION_ID_LEN];
+    char peer[80];
+    struct rfile *file;
+    int jobs;        /* threadpool jobs that still point at this conn */
+    int link_closed;
+    uint64_t accepted_ms;
+    int bye_status;
+    int got_bye;
+};
+
+struct receiver {
+    uv_loop_t *loop;
+    const struct cli_opts *opts;
+    uv_tcp_t listeners[2];
+    int nlisteners;
+    uv_timer_t ticker;
+    uv_signal_t sigint;
+    uv_signal_t sigterm;
+    int dirfd;
+    mode_t umask;
+    struct conn *conns;
+    struct rfile *active; /* files being received, for the busy rule */
+    int stopping;
+    int signals;
+    int exit_code;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void send_simple(struct conn *c, uint8_t type)
+{
+    struct proto_frame f = {.type = type};
+
+    (void)link_send(&c->link, &f); /* a dead link reports itself via on_close */
+}
+
+static void send_text(struct conn *c, uint8_t type, uint16_t code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void send_text(struct conn *c, uint8_t type, uint16_t code, const char *fmt, ...)
+{
+    struct proto_frame f;
+    va_list ap;
+
+    memset(&f, 0, sizeof(f));
+    f.type = type;
+    f.u.refuse.code = code;
+    va_start(ap, fmt);
+    vsnprintf(f.u.refuse.text, sizeof(f.u.refuse.text), fmt, ap);
+    va_end(ap);
+    (void)link_send(&c->link, &f);
+}
+
+static void send_epoch_offset(struct conn *c, uint8_t type, uint32_t epoch, uint64_t offset)
+{
+    struct proto_frame f = {.type = type};
+
+    f.u.ack.epoch = epoch;
+    f.u.ack.offset = offset;
+    (void)link_send(&c->link, &f);
+}
+
+static const char *escaped(const char *s)
+{
+    static char buf[4][PROTO_MAX_NAME * 4 + 8];
+    static int i;
+
+    i = (i + 1) % 4;
+    return report_escape(s, buf[i], sizeof(buf[i]));
+}
+
+/* ---- file lifecycle ---------------------------------------------------- */
+
+static void drop_queue(struct rfile *f)
+{
+    for (size_t i = 0; i < f->nqueue; i++)
+        free(f->queue[i].buf);
+    f->nqueue = 0;
+}
+
+static void file_release(struct receiver *rx, struct rfile *f)
+{
+    struct rfile **pp;
+
+    if (f == NULL)
+        return;
+    for (pp = &rx->active; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    }
+    drop_queue(f);
+    if (f->fd >= 0)
+        (void)close(f->fd); /* durability was handled by sync and commit */
+    journal_close(&f->j);
+    if (f->state != NULL)
+        XXH3_freeState(f->state);
+    if (f->verify_state != NULL)
+        XXH3_freeState(f->verify_state);
+    free(f->verify_hashes);
+    free(f->pend);
+    free(f);
+}
+
+static struct rfile *file_new(struct receiver *rx, struct conn *c, const struct proto_frame *fr)
+{
+    struct rfile *f = calloc(1, sizeof(*f));
+    char key[NAME_KEY_LEN + 1];
+
+    if (f == NULL)
+        return NULL;
+    f->fd = -1;
+    journal_init(&f->j);
+    f->state = XXH3_createState();
+    if (f->state == NULL || XXH3_128bits_reset(f->state) != XXH_OK) {
+        file_release(rx, f);
+        return NULL;
+    }
+    f->owner = c;
+    memcpy(f->name, fr->u.offer.name, (size_t)fr->u.offer.name_len + 1);
+    name_state_key(f->name, key);
+    snprintf(f->part_path, sizeof(f->part_path), "%s/%s.part", NAME_STATE_DIR, key);
+    snprintf(f->journal_path, sizeof(f->journal_path), "%s/%s.journal", NAME_STATE_DIR, key);
+    f->id.size = fr->u.offer.size;
+    f->id.mtime_sec = fr->u.offer.mtime_sec;
+    f->id.mtime_nsec = fr->u.offer.mtime_nsec;
+    memcpy(f->id.name, f->name, sizeof(f->id.name));
+    f->mode = fr->u.offer.mode;
+    f->epoch = 1;
+    f->next = rx->active;
+    rx->active = f;
+    return f;
+}
+
+static struct rfile *file_find(struct receiver *rx, const char *name)
+{
+    for (struct rfile *f = rx->active; f != NULL; f = f->next) {
+        if (strcmp(f->name, name) == 0)
+            return f;
+    }
+    return NULL;
+}
+
+/* ---- connection teardown ----------------------------------------------- */
+
+static void receiver_maybe_exit(struct receiver *rx);
+
+static void conn_try_free(struct conn *c)
+{
+    struct receiver *rx = c->rx;
+    struct conn **pp;
+
+    if (!c->link_closed || c->jobs > 0)
+        return;
+    file_release(rx, c->file);
+    c->file = NULL;
+    for (pp = &rx->conns; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    if (rx->opts->once && c->got_bye && !rx->stopping) {
+        rx->exit_code = c->bye_status == PROTO_OK       ? XFER_EXIT_OK
+                        : c->bye_status == PROTO_VERIFY ? XFER_EXIT_VERIFY
+                                                        : XFER_EXIT_REFUSED;
+        free(c);
+        rx->stopping = 1;
+        receiver_maybe_exit(rx);
+        return;
+    }
+    free(c);
+    receiver_maybe_exit(rx);
+}
+
+static void conn_on_close(struct link *l, int err)
+{
+    struct conn *c = l->data;
+
+    if (c->file != NULL && err != 0 && err != UV_EOF && !c->rx->stopping)
+        report_info("connection from %s lost while receiving %s: %s", c->peer,
+                    escaped(c->file->name), xfer_strerror(err));
+    else if (c->file != NULL && err == UV_EOF && !c->rx->stopping)
+        report_info("sender %s disconnected during %s; partial kept for resume", c->peer,
+                    escaped(c->file->name));
+    c->link_closed = 1;
+    conn_try_free(c);
+}
+
+/* ---- threadpool jobs ---------------------------------------------------- */
+
+struct job {
+    uv_work_t req;
+    struct conn *c;
+    struct rfile *f;
+    int rc;
+};
+
+static int job_submit(struct job *jb, struct conn *c, uv_work_cb work, uv_after_work_cb after)
+{
+    int rc;
+
+    jb->c = c;
+    jb->f = c->file;
+    rc = uv_queue_work(c->rx->loop, &jb->req, work, after);
+    if (rc == 0)
+        c->jobs++;
+    return rc;
+}
+
+/* Every after-work callback starts here; 1 means the connection is gone and
+ * the callback must only clean up. */
+static int job_landed(struct job *jb)
+{
+    struct conn *c = jb->c;
+
+    c->jobs--;
+    if (c->link_closed || !link_is_open(&c->link)) {
+        conn_try_free(c);
+        return 1;
+    }
+    return 0;
+}
+
+static void conn_io_error(struct conn *c, const char *what, int rc)
+{
+    struct rfile *f = c->file;
+    uint16_t code = rc == -ENOSPC || rc == -EDQUOT ? PROTO_NO_SPACE : PROTO_IO;
+
+    report_error("%s %s: %s; the partial is kept and the sender will retry", what,
+                 f != NULL ? escaped(f->name) : "", xfer_strerror(rc));
+    /* ERROR, not REFUSE: the condition may pass (space freed), so the sender
+     * reconnects and resumes from the last confirmed offset. */
+    link_fail(&c->link, rc, code, "receiver I/O error; retrying later may succeed");
+    if (f != NULL)
+        f->io_failed = 1;
+}
+
+/* -- open ----------------------------------------------------------------- */
+
+enum open_result {
+    OPEN_ACCEPT,
+    OPEN_REFUSE,
+    OPEN_CHECK
+};
+
+struct open_job {
+    struct job jb;
+    int dirfd;
+    int overwrite;
+    int skip_exists;
+    enum open_result result;
+    uint16_t code;
+    char text[PROTO_MAX_TEXT];
+};
+
+static int open_partial(struct open_job *oj)
+{
+    struct rfile *f = oj->jb.f;
+    struct statvfs vfs;
+    int rc;
+
+    if (mkdirat(oj->dirfd, NAME_STATE_DIR, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    rc = journal_open(&f->j, oj->dirfd, f->journal_path, &f->id, &f->resumed);
+    if (rc < 0)
+        return rc;
+    f->fd = openat(oj->dirfd, f->part_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (f->fd < 0)
+        return -errno;
+    if (f->resumed) {
+        XXH3_copyState(f->state, f->j.state);
+        f->written = f->j.confirmed;
+    } else if (ftruncate(f->fd, 0) < 0) {
+        return -errno;
+    }
+    f->confirmed = f->written;
+    f->rx_next = f->written;
+    f->pend_from = f->written / PROTO_CHUNK_SIZE;
+    if (fstatvfs(oj->dirfd, &vfs) == 0) {
+        uint64_t have = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+        uint64_t need = f->id.size - f->written;
+
+        if (need > have) {
+            oj->result = OPEN_REFUSE;
+            oj->code = PROTO_NO_SPACE;
+            snprintf(oj->text, sizeof(oj->text),
+                     "not enough space for %s: need %" PRIu64 " bytes, have %" PRIu64, f->name,
+                     need, have);
+        }
+    }
+    return 0;
+}
+
+static void open_work(uv_work_t *req)
+{
+    struct open_job *oj = (struct open_job *)req;
+    struct rfile *f = oj->jb.f;
+    struct stat st;
+
+    oj->result = OPEN_ACCEPT;
+    if (fstatat(oj->dirfd, f->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !oj->skip_exists) {
+        if (!S_ISREG(st.st_mode)) {
+            oj->result = OPEN_REFUSE;
+            oj->code = PROTO_EXISTS;
+            snprintf(oj->text, sizeof(oj->text), "%s exists on the receiver and is not a regular file",
+                     f->name);
+            return;
+        }
+        if ((uint64_t)st.st_size == f->id.size) {
+            oj->result = OPEN_CHECK;
+            return;
+        }
+        if (!oj->overwrite) {
+            oj->result = OPEN_REFUSE;
+            oj->code = PROTO_EXISTS;
+            snprintf(oj->text, sizeof(oj->text),
+                     "a different %s exists on the receiver; remove it there or run the "
+                     "receiver with --overwrite",
+                     f->name);
+            return;
+        }
+    } else if (!oj->skip_exists && errno != ENOENT) {
+        oj->jb.rc = -errno;
+        return;
+    }
+    oj->jb.rc = open_partial(oj);
+}
+
+static void conn_accept_file(struct conn *c);
+static void conn_start_check(struct conn *c);
+
+static void refuse_file(struct conn *c, uint16_t code, const char *text)
+{
+    report_info("refused %s from %s: %s", escaped(c->file->name), c->peer, escaped(text));
+    send_text(c, PROTO_REFUSE, code, "%s", text);
+    file_release(c->rx, c->file);
+    c->file = NULL;
+    c->state = CONN_IDLE;
+}
+
+static void open_done(uv_work_t *req, int status)
+{
+    struct open_job *oj = (struct open_job *)req;
+    struct conn *c = oj->jb.c;
+    int rc = status < 0 ? status : oj->jb.rc;
+
+    if (job_landed(&oj->jb)) {
+        free(oj);
+        return;
+    }
+    if (rc < 0) {
+        char text[PROTO_MAX_TEXT];
+
+        snprintf(text, sizeof(text), "receiver cannot store %s: %s", c->file->name,
+                 xfer_strerror(rc));
+        refuse_file(c, rc == -ENOSPC ? PROTO_NO_SPACE : PROTO_IO, text);
+    } else if (oj->result == OPEN_REFUSE) {
+        refuse_file(c, oj->code, oj->text);
+    } else if (oj->result == OPEN_CHECK) {
+        conn_start_check(c);
+    } else {
+        conn_accept_file(c);
+    }
+    free(oj);
+}
+
+static void start_open(struct conn *c, int skip_exists)
+{
+    struct open_job *oj = calloc(1, sizeof(*oj));
+    int rc = UV_ENOMEM;
+
+    if (oj != NULL) {
+        oj->dirfd = c->rx->dirfd;
+        oj->overwrite = c->rx->opts->overwrite;
+        oj->skip_exists = skip_exists;
+        rc = job_submit(&oj->jb, c, open_work, open_done);
+    }
+    if (rc < 0) {
+        free(oj);
+        conn_io_error(c, "cannot open", rc);
+        return;
+    }
+    c->state = CONN_OPENING;
+}
+
+/* -- identical-file check ------------------------------------------------ */
+
+struct check_job {
+    struct job jb;
+    int dirfd;
+    XXH128_hash_t hash;
+};
+
+static void check_work(uv_work_t *req)
+{
+    struct check_job *cj = (struct check_job *)req;
+    XXH3_state_t *st = XXH3_createState();
+    uint8_t *buf = malloc(PROTO_CHUNK_SIZE);
+    struct stat sb;
+    int fd = -1;
+
+    cj->jb.rc = -ENOMEM;
+    if (st == NULL || buf == NULL || XXH3_128bits_reset(st) != XXH_OK)
+        goto out;
+    fd = openat(cj->dirfd, cj->jb.f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 || fstat(fd, &sb) < 0) {
+        cj->jb.rc = -errno;
+        goto out;
+    }
+    cj->jb.rc = fileio_hash_range(fd, 0, (uint64_t)sb.st_size, st, buf, PROTO_CHUNK_SIZE);
+    cj->hash = XXH3_128bits_digest(st);
+out:
+    if (fd >= 0)
+        (void)close(fd); /* read-only */
+    free(buf);
+    if (st != NULL)
+        XXH3_freeState(st);
+}
+
+static void check_compare(struct conn *c)
+{
+    struct rfile *f = c->file;
+
+    if (!f->have_our_hash || !f->have_their_hash)
+        return;
+    if (f->our_hash.high == f->their_hash.high && f->our_hash.low == f->their_hash.low) {
+        report_info("%s is already here and identical; nothing to receive", escaped(f->name));
+        send_simple(c, PROTO_COMPLETE);
+        file_release(c->rx, f);
+        c->file = NULL;
+        c->state = CONN_IDLE;
+        return;
+    }
+    if (!c->rx->opts->overwrite) {
+        refuse_file(c, PROTO_EXISTS,
+                    "a different file of the same name and size exists on the receiver; "
+                    "remove it there or run the receiver with --overwrite");
+        return;
+    }
+    start_open(c, 1);
+}
+
+static void check_done(uv_work_t *req, int status)
+{
+    struct check_job *cj = (struct check_job *)req;
+    struct conn *c = cj->jb.c;
+    int rc = status < 0 ? status : cj->jb.rc;
+
+    if (job_landed(&cj->jb)) {
+        free(cj);
+        return;
+    }
+    if (rc < 0) {
+        /* Unreadable existing file: treat it as different. */
+        c->file->our_hash.high = ~c->file->their_hash.high;
+    } else {
+        c->file->our_hash.high = cj->hash.high64;
+        c->file->our_hash.low = cj->hash.low64;
+    }
+    c->file->have_our_hash = 1;
+    free(cj);
+    check_compare(c);
+}
+
+static void conn_start_check(struct conn *c)
+{
+    struct check_job *cj = calloc(1, sizeof(*cj));
+    int rc = UV_ENOMEM;
+
+    if (cj != NULL) {
+        cj->dirfd = c->rx->dirfd;
+        rc = job_submit(&cj->jb, c, check_work, check_done);
+    }
+    if (rc < 0) {
+        free(cj);
+        conn_io_error(c, "cannot check", rc);
+        return;
+    }
+    c->state = CONN_CHECKING;
+    send_simple(c, PROTO_NEED_HASH);
+}
+
+/* -- write ---------------------------------------------------------------- */
+
+struct write_job {
+    struct job jb;
+    struct chunk chunks[RX_QUEUE_MAX];
+    uint64_t hashes[RX_QUEUE_MAX];
+    size_t n;
+    size_t done;  /* chunks verified and written */
+    int bad;      /* chunk `done` failed its hash */
+};
+
+static void write_work(uv_work_t *req)
+{
+    struct write_job *wj = (struct write_job *)req;
+    struct rfile *f = wj->jb.f;
+
+    for (wj->done = 0; wj->done < wj->n; wj->done++) {
+        struct chunk *ch = &wj->chunks[wj->done];
+
+        if (proto_chunk_hash(ch->bytes, ch->len, ch->offset) != ch->hash) {
+            wj->bad = 1;
+            return;
+        }
+        wj->jb.rc = fileio_pwrite(f->fd, ch->bytes, ch->len, ch->offset);
+        if (wj->jb.rc < 0)
+            return;
+        (void)XXH3_128bits_update(f->state, ch->bytes, ch->len); /* fails only on NULL */
+        wj->hashes[wj->done] = ch->hash;
+    }
+}
+
+static void pump(struct conn *c);
+
+static int pend_append(struct rfile *f, const uint64_t *hashes, size_t n)
+{
+    if (f->npend + n > f->pend_cap) {
+        size_t cap = f->pend_cap ? f->pend_cap * 2 : 64;
+        uint64_t *p;
+
+        while (cap < f->npend + n)
+            cap *= 2;
+        p = realloc(f->pend, cap * sizeof(*p));
+        if (p == NULL)
+            return -ENOMEM;
+        f->pend = p;
+        f->pend_cap = cap;
+    }
+    memcpy(f->pend + f->npend, hashes, n * sizeof(*hashes));
+    f->npend += n;
+    return 0;
+}
+
+/* Tells the sender to resend from f->written under a new epoch; frames of
+ * the old epoch still on the wire are then recognised and dropped. */
+static void rewind_sender(struct conn *c, uint16_t reason)
+{
+    struct rfile *f = c->file;
+    struct proto_frame fr = {.type = PROTO_REWIND};
+
+    drop_queue(f);
+    f->epoch++;
+    f->rx_next = f->written;
+    f->end_received = 0;
+    fr.u.rewind.epoch = f->epoch;
+    fr.u.rewind.offset = f->written;
+    fr.u.rewind.reason = reason;
+    (void)link_send(&c->link, &fr);
+    link_resume(&c->link);
+}
+
+static void write_done(uv_work_t *req, int status)
+{
+    struct write_job *wj = (struct write_job *)req;
+    struct conn *c = wj->jb.c;
+    struct rfile *f = wj->jb.f;
+    uint64_t good = 0;
+    int rc = status < 0 ? status : wj->jb.rc;
+
+    for (size_t i = 0; i < wj->n; i++) {
+        if (i < wj->done)
+            good += wj->chunks[i].len;
+        free(wj->chunks[i].buf);
+    }
+    f->write_busy = 0;
+    if (job_landed(&wj->jb)) {
+        free(wj);
+        return;
+    }
+    f->written += good;
+    if (pend_append(f, wj->hashes, wj->done) < 0 && rc == 0)
+        rc = UV_ENOMEM;
+    if (rc < 0) {
+        free(wj);
+        conn_io_error(c, "cannot write", rc);
+        return;
+    }
+    if (wj->bad && !f->rewind_pending && !f->resync) {
+        report_info("chunk at offset %" PRIu64 " of %s arrived damaged; asking for it again",
+                    f->written, escaped(f->name));
+        rewind_sender(c, PROTO_REWIND_BAD_CHUNK);
+    }
+    free(wj);
+    pump(c);
+}
+
+static void start_write(struct conn *c)
+{
+    struct rfile *f = c->file;
+    struct write_job *wj;
+
+    if (f->write_busy || f->nqueue == 0 || f->rewind_pending)
+        return;
+    wj = calloc(1, sizeof(*wj));
+    if (wj == NULL) {
+        conn_io_error(c, "cannot write", UV_ENOMEM);
+        return;
+    }
+    memcpy(wj->chunks, f->queue, f->nqueue * sizeof(f->queue[0]));
+    wj->n = f->nqueue;
+    f->nqueue = 0;
+    if (job_submit(&wj->jb, c, write_work, write_done) < 0) {
+        for (size_t i = 0; i < wj->n; i++)
+            free(wj->chunks[i].buf);
+        free(wj);
+        conn_io_error(c, "cannot write", UV_ENOMEM);
+        return;
+    }
+    f->write_busy = 1;
+    link_resume(&c->link);
+}
+
+/* -- sync: make written data durable, journal it, confirm it ------------- */
+
+struct sync_job {
+    struct job jb;
+    uint64_t offset;
+    uint64_t from_chunk;
+    uint64_t *hashes;
+    size_t n;
+    XXH3_state_t *state;
+};
+
+static void sync_work(uv_work_t *req)
+{
+    struct sync_job *sj = (struct sync_job *)req;
+    struct rfile *f = sj->jb.f;
+
+    /* Data first, then the record that vouches for it. */
+    sj->jb.rc = fileio_datasync(f->fd);
+    if (sj->jb.rc == 0)
+        sj->jb.rc = journal_commit(&f->j, sj->from_chunk, sj->hashes, sj->n, sj->offset,
+                                   sj->state);
+}
+
+static void sync_done(uv_work_t *req, int status)
+{
+    struct sync_job *sj = (struct sync_job *)req;
+    struct conn *c = sj->jb.c;
+    struct rfile *f = sj->jb.f;
+    int rc = status < 0 ? status : sj->jb.rc;
+
+    f->sync_busy = 0;
+    free(sj->hashes);
+    XXH3_freeState(sj->state);
+    if (job_landed(&sj->jb)) {
+        free(sj);
+        return;
+    }
+    if (rc < 0) {
+        free(sj);
+        conn_io_error(c, "cannot sync", rc);
+        return;
+    }
+    f->npend -= sj->n;
+    memmove(f->pend, f->pend + sj->n, f->npend * sizeof(*f->pend));
+    f->pend_from += sj->n;
+    f->confirmed = sj->offset;
+    f->last_ack_ms = uv_now(c->rx->loop);
+    send_epoch_offset(c, PROTO_ACK, f->epoch, f->confirmed);
+    free(sj);
+    pump(c);
+}
+
+static void start_sync(struct conn *c)
+{
+    struct rfile *f = c->file;
+    struct sync_job *sj;
+
+    if (f->sync_busy || f->write_busy || f->rewind_pending || f->written <= f->confirmed)
+        return;
+    sj = calloc(1, sizeof(*sj));
+    if (sj == NULL)
+        goto fail;
+    sj->offset = f->written;
+    sj->from_chunk = f->pend_from;
+    sj->n = f->npend;
+    sj->hashes = malloc((f->npend ? f->npend : 1) * sizeof(uint64_t));
+    sj->state = XXH3_createState();
+    if (sj->hashes == NULL || sj->state == NULL)
+        goto fail;
+    memcpy(sj->hashes, f->pend, f->npend * sizeof(uint64_t));
+    XXH3_copyState(sj->state, f->state);
+    if (job_submit(&sj->jb, c, sync_work, sync_done) < 0)
+        goto fail;
+    f->sync_busy = 1;
+    return;
+fail:
+    if (sj != NULL) {
+        free(sj->hashes);
+        if (sj->state != NULL)
+            XXH3_freeState(sj->state);
+    }
+    free(sj);
+    conn_io_error(c, "cannot sync", UV_ENOMEM);
+}
+
+/* -- verify: on resume, read the confirmed prefix back against the journal */
+
+struct verify_job {
+    struct job jb;
+    uint64_t first;
+    uint64_t end;
+    uint64_t bad_chunk; /* first chunk that failed, or end */
+};
+
+static void verify_work(uv_work_t *req)
+{
+    struct verify_job *vj = (struct verify_job *)req;
+    struct rfile *f = vj->jb.f;
+    uint8_t *buf = malloc(PROTO_CHUNK_SIZE);
+
+    vj->bad_chunk = vj->end;
+    if (buf == NULL) {
+        vj->jb.rc = -ENOMEM;
+        return;
+    }
+    for (uint64_t ch = vj->first; ch < vj->end; ch++) {
+        uint64_t off = ch * PROTO_CHUNK_SIZE;
+        uint64_t len = journal_chunk_len(f->id.size, ch);
+        int64_t n = fileio_pread(f->fd, buf, len, off);
+
+        if (n < 0) {
+            vj->jb.rc = (int)n;
+            break;
+        }
+        if ((uint64_t)n != len || proto_chunk_hash(buf, len, off) != f->verify_hashes[ch]) {
+            vj->bad_chunk = ch;
+            break;
+        }
+        (void)XXH3_128bits_update(f->verify_state, buf, len); /* fails only on NULL */
+    }
+    free(buf);
+}
+
+static void start_verify(struct conn *c);
+
+/* The partial failed its check at chunk bad: everything from there is
+ * received again. The read-back hash state is exactly the prefix's. */
+static void apply_damage_rewind(struct conn *c)
+{
+    struct rfile *f = c->file;
+    uint64_t bad = f->verify_next;
+
+    if (f->write_busy || f->sync_busy)
+        return; /* pump() calls again when they land */
+    f->rewind_pending = 0;
+    f->verify_done = 1;
+    f->written = bad * PROTO_CHUNK_SIZE;
+    f->confirmed = f->written;
+    f->pend_from = bad;
+    f->npend = 0;
+    XXH3_copyState(f->state, f->verify_state);
+    report_info("partial of %s is damaged on disk at offset %" PRIu64 "; receiving it again from there",
+                escaped(f->name), f->written);
+    rewind_sender(c, PROTO_REWIND_DAMAGED);
+}
+
+static void verify_done(uv_work_t *req, int status)
+{
+    struct verify_job *vj = (struct verify_job *)req;
+    struct conn *c = vj->jb.c;
+    struct rfile *f = vj->jb.f;
+    int rc = status < 0 ? status : vj->jb.rc;
+
+    f->verify_busy = 0;
+    if (job_landed(&vj->jb)) {
+        free(vj);
+        return;
+    }
+    if (rc < 0) {
+        free(vj);
+        conn_io_error(c, "cannot read back", rc);
+        return;
+    }
+    f->verify_next = vj->bad_chunk;
+    if (vj->bad_chunk < vj->end) {
+        f->rewind_pending = 1;
+        drop_queue(f);
+        free(vj);
+        pump(c);
+        return;
+    }
+    free(vj);
+    if (f->verify_next >= f->verify_end)
+        f->verify_done = 1;
+    else
+        start_verify(c);
+    pump(c);
+}
+
+static void start_verify(struct conn *c)
+{
+    struct rfile *f = c->file;
+    struct verify_job *vj = calloc(1, sizeof(*vj));
+
+    if (vj == NULL) {
+        conn_io_error(c, "cannot read back", UV_ENOMEM);
+        return;
+    }
+    vj->first = f->verify_next;
+    vj->end = f->verify_next + VERIFY_BATCH;
+    if (vj->end > f->verify_end)
+        vj->end = f->verify_end;
+    if (job_submit(&vj->jb, c, verify_work, verify_done) < 0) {
+        free(vj);
+        conn_io_error(c, "cannot read back", UV_ENOMEM);
+        return;
+    }
+    f->verify_busy = 1;
+}
+
+/* -- commit --------------------------------------------------------------- */
+
+struct commit_job {
+    struct job jb;
+    int dirfd;
+    int overwrite;
+    mode_t mode;
+};
+
+static void commit_work(uv_work_t *req)
+{
+    struct commit_job *cj = (struct commit_job *)req;
+    struct rfile *f = cj->jb.f;
+    struct timespec times[2];
+    int rc = 0;
+
+    times[0].tv_sec = f->id.mtime_sec;
+    times[0].tv_nsec = f->id.mtime_nsec;
+    times[1] = times[0];
+    if (fchmod(f->fd, cj->mode) < 0 || futimens(f->fd, times) < 0 || fsync(f->fd) < 0) {
+        cj->jb.rc = -errno;
+        return;
+    }
+    /* RENAME_NOREPLACE: a file that appeared under the name meanwhile is not
+     * silently replaced. */
+    if (renameat2(cj->dirfd, f->part_path, cj->dirfd, f->name,
+                  cj->overwrite ? 0 : RENAME_NOREPLACE) < 0) {
+        cj->jb.rc = -errno;
+        return;
+    }
+    if (fsync(cj->dirfd) < 0)
+        rc = -errno;
+    /* The data is safe under its name; the journal is now only clutter. */
+    (void)unlinkat(cj->dirfd, f->journal_path, 0);
+    (void)unlinkat(cj->dirfd, NAME_STATE_DIR, AT_REMOVEDIR); /* fails while others use it */
+    cj->jb.rc = rc;
+}
+
+static void commit_done(uv_work_t *req, int status)
+{
+    struct commit_job *cj = (struct commit_job *)req;
+    struct conn *c = cj->jb.c;
+    struct rfile *f = cj->jb.f;
+    int rc = status < 0 ? status : cj->jb.rc;
+
+    if (job_landed(&cj->jb)) {
+        free(cj);
+        return;
+    }
+    free(cj);
+    if (rc == -EEXIST) {
+        refuse_file(c, PROTO_EXISTS,
+                    "a file of that name appeared on the receiver during the transfer; the "
+                    "received data is kept as a partial");
+        return;
+    }
+    if (rc < 0) {
+        conn_io_error(c, "cannot commit", rc);
+        return;
+    }
+    {
+        char size[32];
+        double secs = (double)(uv_now(c->rx->loop) - f->started_ms) / 1000.0;
+
+        report_size(f->id.size, size, sizeof(size));
+        report_info("%s verified and saved (%s in %.1f s)", escaped(f->name), size, secs);
+    }
+    send_simple(c, PROTO_COMMITTED);
+    file_release(c->rx, f);
+    c->file = NULL;
+    c->state = CONN_IDLE;
+}
+
+/* -- restart after a whole-file mismatch --------------------------------- */
+
+struct reset_job {
+    struct job jb;
+};
+
+static void reset_work(uv_work_t *req)
+{
+    struct reset_job *rj = (struct reset_job *)req;
+    struct rfile *f = rj->jb.f;
+
+    rj->jb.rc = journal_reset(&f->j);
+    if (rj->jb.rc == 0 && ftruncate(f->fd, 0) < 0)
+        rj->jb.rc = -errno;
+}
+
+static void reset_done(uv_work_t *req, int status)
+{
+    struct reset_job *rj = (struct reset_job *)req;
+    struct conn *c = rj->jb.c;
+    struct rfile *f = rj->jb.f;
+    int rc = status < 0 ? status : rj->jb.rc;
+
+    f->sync_busy = 0;
+    if (job_landed(&rj->jb)) {
+        free(rj);
+        return;
+    }
+    free(rj);
+    if (rc < 0) {
+        conn_io_error(c, "cannot restart", rc);
+        return;
+    }
+    f->written = 0;
+    f->confirmed = 0;
+    f->pend_from = 0;
+    f->npend = 0;
+    (void)XXH3_128bits_reset(f->state); /* cannot fail on a valid state */
+    rewind_sender(c, PROTO_REWIND_VERIFY);
+    c->state = CONN_RECEIVING;
+}
+
+static void finish_file(struct conn *c)
+{
+    struct rfile *f = c->file;
+    XXH128_hash_t h = XXH3_128bits_digest(f->state);
+    int rc;
+
+    if (h.high64 == f->end_hash.high && h.low64 == f->end_hash.low) {
+        struct commit_job *cj = calloc(1, sizeof(*cj));
+
+        rc = UV_ENOMEM;
+        if (cj != NULL) {
+            cj->dirfd = c->rx->dirfd;
+            cj->overwrite = c->rx->opts->overwrite;
+            cj->mode = (mode_t)(f->mode & 0777 & ~c->rx->umask);
+            rc = job_submit(&cj->jb, c, commit_work, commit_done);
+        }
+        if (rc < 0) {
+            free(cj);
+            conn_io_error(c, "cannot commit", rc);
+            return;
+        }
+        c->state = CONN_COMMITTING;
+        return;
+    }
+    report_info("%s did not match the sender's hash; receiving it again from the start",
+                escaped(f->name));
+    {
+        struct reset_job *rj = calloc(1, sizeof(*rj));
+
+        rc = UV_ENOMEM;
+        if (rj != NULL)
+            rc = job_submit(&rj->jb, c, reset_work, reset_done);
+        if (rc < 0) {
+            free(rj);
+            conn_io_error(c, "cannot restart", rc);
+            return;
+        }
+        f->sync_busy = 1; /* keeps pump() from starting anything meanwhile */
+        f->end_received = 0;
+        c->state = CONN_COMMITTING;
+    }
+}
+
+/* Moves a receiving file forward: write, verify, confirm, finish. */
+static void pump(struct conn *c)
+{
+    struct rfile *f = c->file;
+    uint64_t now;
+
+    if (f == NULL || c->state != CONN_RECEIVING || !link_is_open(&c->link))
+        return;
+    if (f->rewind_pending) {
+        apply_damage_rewind(c);
+        return;
+    }
+    if (f->resync && !f->write_busy) {
+        f->resync = 0;
+        rewind_sender(c, PROTO_REWIND_BAD_CHUNK);
+    }
+    start_write(c);
+    now = uv_now(c->rx->loop);
+    if (f->written - f->confirmed >= ACK_BYTES ||
+        (f->written > f->confirmed && now - f->last_ack_ms >= ACK_INTERVAL_MS) ||
+        (f->end_received && f->written == f->id.size))
+        start_sync(c);
+    if (f->nqueue < RX_QUEUE_MAX)
+        link_resume(&c->link);
+    if (f->end_received && f->written == f->id.size && f->verify_done && !f->write_busy &&
+        !f->sync_busy && !f->verify_busy && f->confirmed == f->written)
+        finish_file(c);
+}
+
+/* ---- frames ------------------------------------------------------------- */
+
+static void conn_accept_file(struct conn *c)
+{
+    struct rfile *f = c->file;
+    char size[32];
+
+    report_size(f->id.size, size, sizeof(size));
+    f->started_ms = uv_now(c->rx->loop);
+    f->last_ack_ms = f->started_ms;
+    if (f->written > 0) {
+        report_info("resuming %s at %" PRIu64 " of %" PRIu64 " bytes from %s", escaped(f->name),
+                    f->written, f->id.size, c->peer);
+        f->verify_end = f->written / PROTO_CHUNK_SIZE +
+                        (f->written % PROTO_CHUNK_SIZE != 0 ? 1 : 0);
+        f->verify_hashes = malloc(f->verify_end * sizeof(uint64_t) + 8);
+        f->verify_state = XXH3_createState();
+        if (f->verify_hashes == NULL || f->verify_state == NULL ||
+            XXH3_128bits_reset(f->verify_state) != XXH_OK) {
+            conn_io_error(c, "cannot resume", UV_ENOMEM);
+            return;
+        }
+        /* A copy: the sync job may grow the journal's list meanwhile. */
+        memcpy(f->verify_hashes, f->j.hashes, f->verify_end * sizeof(uint64_t));
+        start_verify(c);
+    } else {
+        report_info("receiving %s (%s) from %s", escaped(f->name), size, c->peer);
+        f->verify_done = 1;
+    }
+    c->state = CONN_RECEIVING;
+    send_epoch_offset(c, PROTO_ACCEPT, f->epoch, f->written);
+}
+
+static int on_hello(struct conn *c, const struct proto_frame *fr)
+{
+    struct proto_frame w = {.type = PROTO_WELCOME};
+
+    memcpy(c->session_id, fr->u.hello.session_id, PROTO_SESSION_ID_LEN);
+    w.u.welcome.version = PROTO_VERSION;
+    c->state = CONN_IDLE;
+    return link_send(&c->link, &w);
+}
+
+static int on_offer(struct conn *c, const struct proto_frame *fr)
+{
+    struct receiver *rx = c->rx;
+    const char *why = NULL;
+    struct rfile *other;
+
+    if (name_check(fr->u.offer.name, fr->u.offer.name_len, &why) < 0) {
+        report_info("refused a file from %s: %s (%s)", c->peer, why,
+                    escaped(fr->u.offer.name));
+        send_text(c, PROTO_REFUSE, PROTO_BAD_NAME, "bad file name: %s", why);
+        return 0;
+    }
+    other = file_find(rx, fr->u.offer.name);
+    if (other != NULL) {
+        if (memcmp(other->owner->session_id, c->session_id, PROTO_SESSION_ID_LEN) == 0) {
+            /* The same sender reconnected before we noticed its old
+             * connection died: retire that one; the sender retries. */
+            link_close(&other->owner->link, XFER_ETIMEDOUT);
+            send_text(c, PROTO_REFUSE, PROTO_RETRY,
+                      "closing this sender's previous connection; retry");
+            return 0;
+        }
+        report_info("refused %s from %s: another sender (%s) is transferring it",
+                    escaped(fr->u.offer.name), c->peer, other->owner->peer);
+        send_text(c, PROTO_REFUSE, PROTO_BUSY,
+                  "another sender is transferring %s to this receiver; try again later",
+                  fr->u.offer.name);
+        return 0;
+    }
+    if (rx->stopping) {
+        send_text(c, PROTO_REFUSE, PROTO_RETRY, "receiver is shutting down");
+        return 0;
+    }
+    c->file = file_new(rx, c, fr);
+    if (c->file == NULL)
+        return UV_ENOMEM;
+    start_open(c, 0);
+    return 0;
+}
+
+static int on_data(struct conn *c, const struct proto_frame *fr, uint8_t *buf)
+{
+    struct rfile *f = c->file;
+    struct chunk *ch;
+
+    if (fr->u.data.epoch != f->epoch || f->rewind_pending || f->resync) {
+        free(buf); /* sent before the sender saw our REWIND */
+        return 0;
+    }
+    if (fr->u.data.offset != f->rx_next || f->rx_next >= f->id.size ||
+        fr->u.data.len != journal_chunk_len(f->id.size, f->rx_next / PROTO_CHUNK_SIZE) ||
+        f->end_received) {
+        /* Not the chunk we expect, or a damaged header: same remedy as a bad
+         * hash. The write job will find nothing queued after it. */
+        free(buf);
+        f->resync = 1;
+        drop_queue(f);
+        pump(c);
+        return 0;
+    }
+    ch = &f->queue[f->nqueue++];
+    ch->buf = buf;
+    ch->bytes = fr->u.data.bytes;
+    ch->offset = fr->u.data.offset;
+    ch->len = fr->u.data.len;
+    ch->hash = fr->u.data.hash;
+    f->rx_next += ch->len;
+    if (f->nqueue >= RX_QUEUE_MAX)
+        link_pause(&c->link);
+    pump(c);
+    return 0;
+}
+
+static int on_end(struct conn *c, const struct proto_frame *fr)
+{
+    struct rfile *f = c->file;
+
+    if (fr->u.end.epoch != f->epoch || f->rewind_pending || f->resync)
+        return 0; /* superseded by a REWIND the sender has not seen yet */
+    if (f->rx_next != f->id.size)
+        return XFER_EPROTO;
+    f->end_received = 1;
+    f->end_hash = fr->u.end.hash;
+    pump(c);
+    return 0;
+}
+
+static int conn_on_frame(struct link *l, const struct proto_frame *fr, uint8_t *buf)
+{
+    struct conn *c = l->data;
+
+    if (fr->type == PROTO_PING)
+        return 0;
+    if (fr->type == PROTO_ERROR) {
+        char text[PROTO_MAX_TEXT * 4];
+
+        report_info("sender %s: %s", c->peer, report_escape(fr->u.error.text, text, sizeof(text)));
+        link_close(l, 0);
+        return 0;
+    }
+    switch (c->state) {
+    case CONN_HELLO:
+        if (fr->type == PROTO_HELLO)
+            return on_hello(c, fr);
+        break;
+    case CONN_IDLE:
+        if (fr->type == PROTO_OFFER)
+            return on_offer(c, fr);
+        if (fr->type == PROTO_BYE) {
+            c->got_bye = 1;
+            c->bye_status = fr->u.bye.status;
+            c->state = CONN_BYE;
+            link_finish(l);
+            return 0;
+        }
+        break;
+    case CONN_CHECKING:
+        if (fr->type == PROTO_FILE_HASH) {
+            c->file->their_hash = fr->u.file_hash;
+            c->file->have_their_hash = 1;
+            check_compare(c);
+            return 0;
+        }
+        break;
+    case CONN_RECEIVING:
+        if (fr->type == PROTO_DATA)
+            return on_data(c, fr, buf);
+        if (fr->type == PROTO_END)
+            return on_end(c, fr);
+        break;
+    case CONN_COMMITTING:
+        if (fr->type == PROTO_DATA) {
+            free(buf); /* stale: the file is being restarted */
+            return 0;
+        }
+        if (fr->type == PROTO_END)
+            return 0;
+        break;
+    case CONN_OPENING:
+    case CONN_BYE:
+        break;
+    }
+    free(buf);
+    return XFER_EPROTO;
+}
+
+static void conn_on_data_sent(struct link *l, void *ctx, int status)
+{
+    (void)l; /* the receiver sends no DATA */
+    (void)ctx;
+    (void)status;
+}
+
+static const struct link_ops conn_ops = {
+    .on_frame = conn_on_frame,
+    .on_data_sent = conn_on_data_sent,
+    .on_close = conn_on_close,
+};
+
+/* ---- listening, ticking, shutting down ---------------------------------- */
+
+static void on_ticker(uv_timer_t *t)
+{
+    struct receiver *rx = t->data;
+    uint64_t now = uv_now(rx->loop);
+
+    for (struct conn *c = rx->conns; c != NULL; c = c->next) {
+        if (c->state == CONN_HELLO && now - c->accepted_ms > HELLO_DEADLINE_MS &&
+            link_is_open(&c->link)) {
+            link_fail(&c->link, XFER_ETIMEDOUT, PROTO_TIMEOUT, "no HELLO in time");
+            continue;
+        }
+        pump(c);
+    }
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    (void)h; /* memory is in struct receiver */
+}
+
+static void receiver_maybe_exit(struct receiver *rx)
+{
+    if (!rx->stopping)
+        return;
+    for (int i = 0; i < rx->nlisteners; i++) {
+        if (!uv_is_closing((uv_handle_t *)&rx->listeners[i]))
+            uv_close((uv_handle_t *)&rx->listeners[i], on_listener_closed);
+    }
+    for (struct conn *c = rx->conns; c != NULL; c = c->next) {
+        if (link_is_open(&c->link))
+            link_fail(&c->link, 0, PROTO_SHUTDOWN, "receiver is shutting down");
+    }
+    if (rx->conns != NULL)
+        return;
+    if (!uv_is_closing((uv_handle_t *)&rx->ticker))
+        uv_close((uv_handle_t *)&rx->ticker, NULL);
+    if (!uv_is_closing((uv_handle_t *)&rx->sigint))
+        uv_close((uv_handle_t *)&rx->sigint, NULL);
+    if (!uv_is_closing((uv_handle_t *)&rx->sigterm))
+        uv_close((uv_handle_t *)&rx->sigterm, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct receiver *rx = s->data;
+
+    if (rx->signals++ > 0) {
+        report_info("second signal: exiting now; partials and journals are consistent up to "
+                    "the last confirmed offset");
+        _exit(XFER_EXIT_INTERRUPTED);
+    }
+    report_info("%s: shutting down; partials are kept for resume",
+                signum == SIGINT ? "interrupted" : "terminated");
+    rx->exit_code = rx->opts->once ? XFER_EXIT_INTERRUPTED : XFER_EXIT_OK;
+    rx->stopping = 1;
+    receiver_maybe_exit(rx);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct receiver *rx = server->data;
+    struct conn *c;
+
+    if (status < 0) {
+        report_error("accepting a connection failed: %s", uv_strerror(status));
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return; /* the pending connection stays in the backlog */
+    c->rx = rx;
+    if (uv_tcp_init(rx->loop, &c->link.tcp) < 0) {
+        free(c);
+        return;
+    }
+    c->next = rx->conns;
+    rx->conns = c;
+    c->accepted_ms = uv_now(rx->loop);
+    c->link.tcp.data = &c->link;
+    c->link.data = c;
+    c->link.ops = &conn_ops;
+    if (uv_accept(server, (uv_stream_t *)&c->link.tcp) < 0) {
+        c->link.handles_open = 1;
+        c->link.state = LINK_OPEN;
+        link_close(&c->link, UV_ECONNABORTED);
+        return;
+    }
+    link_peer_name(&c->link, c->peer, sizeof(c->peer));
+    (void)link_init(&c->link, &conn_ops, c); /* on failure it closes itself */
+}
+
+static int listen_on(struct receiver *rx, const char *addr, int v6only, char *desc, size_t cap)
+{
+    struct sockaddr_storage ss;
+    uv_tcp_t *t = &rx->listeners[rx->nlisteners];
+    int namelen = sizeof(ss);
+    char host[64];
+    int rc;
+
+    if (strchr(addr, ':') != NULL)
+        rc = uv_ip6_addr(addr, rx->opts->port, (struct sockaddr_in6 *)&ss);
+    else
+        rc = uv_ip4_addr(addr, rx->opts->port, (struct sockaddr_in *)&ss);
+    if (rc < 0)
+        return rc;
+    rc = uv_tcp_init(rx->loop, t);
+    if (rc < 0)
+        return rc;
+    t->data = rx;
+    rc = uv_tcp_bind(t, (struct sockaddr *)&ss, v6only ? UV_TCP_IPV6ONLY : 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)t, 128, on_connection);
+    if (rc == 0)
+        rc = uv_tcp_getsockname(t, (struct sockaddr *)&ss, &namelen);
+    if (rc < 0) {
+        uv_close((uv_handle_t *)t, NULL);
+        return rc;
+    }
+    rx->nlisteners++;
+    if (ss.ss_family == AF_INET6) {
+        (void)uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
+        snprintf(desc, cap, "[%s]:%d", host, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    } else {
+        (void)uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
+        snprintf(desc, cap, "%s:%d", host, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    }
+    return 0;
+}
+
+static int start_listening(struct receiver *rx)
+{
+    char d4[80] = "", d6[80] = "";
+    int rc;
+
+    if (rx->opts->bind != NULL) {
+        rc = listen_on(rx, rx->opts->bind, 0, d4, sizeof(d4));
+        if (rc < 0) {
+            report_error("cannot listen on %s port %u: %s; pick another --bind or --port",
+                         rx->opts->bind, rx->opts->port, uv_strerror(rc));
+            return rc;
+        }
+        report_info("listening on %s", d4);
+        return 0;
+    }
+    rc = listen_on(rx, "0.0.0.0", 0, d4, sizeof(d4));
+    if (rc < 0) {
+        report_error("cannot listen on port %u: %s; pick another --port", rx->opts->port,
+                     uv_strerror(rc));
+        return rc;
+    }
+    if (rx->opts->port == 0) {
+        /* An ephemeral port: make IPv6 use the same number as IPv4. */
+        struct sockaddr_in sin;
+        int len = sizeof(sin);
+
+        (void)uv_tcp_getsockname(&rx->listeners[0], (struct sockaddr *)&sin, &len);
+        ((struct cli_opts *)rx->opts)->port = ntohs(sin.sin_port);
+    }
+    /* IPv6 is optional: a host without it still serves IPv4. */
+    if (listen_on(rx, "::", 1, d6, sizeof(d6)) == 0)
+        report_info("listening on %s and %s", d4, d6);
+    else
+        report_info("listening on %s", d4);
+    return 0;
+}
+
+static void walk_close(uv_handle_t *h, void *arg)
+{
+    (void)arg; /* only used at the very end, after an error */
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+int receiver_run(const struct cli_opts *o)
+{
+    struct receiver rx;
+    struct stat st;
+    int rc;
+
+    memset(&rx, 0, sizeof(rx));
+    rx.opts = o;
+    rx.loop = uv_default_loop();
+    rx.umask = umask(0);
+    umask(rx.umask);
+    rx.dirfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rx.dirfd < 0 || fstat(rx.dirfd, &st) < 0) {
+        report_error("cannot use directory %s: %s; create it or pass another --dir", o->dir,
+                     strerror(errno));
+        return XFER_EXIT_IO;
+    }
+    if (uv_timer_init(rx.loop, &rx.ticker) < 0 || uv_signal_init(rx.loop, &rx.sigint) < 0 ||
+        uv_signal_init(rx.loop, &rx.sigterm) < 0)
+        return XFER_EXIT_INTERNAL;
+    rx.ticker.data = &rx;
+    rx.sigint.data = &rx;
+    rx.sigterm.data = &rx;
+    rc = start_listening(&rx);
+    if (rc < 0) {
+        uv_walk(rx.loop, walk_close, NULL);
+        (void)uv_run(rx.loop, UV_RUN_DEFAULT);
+        (void)close(rx.dirfd);
+        return XFER_EXIT_IO;
+    }
+    (void)uv_timer_start(&rx.ticker, on_ticker, 100, 100);
+    (void)uv_signal_start(&rx.sigint, on_signal, SIGINT);
+    (void)uv_signal_start(&rx.sigterm, on_signal, SIGTERM);
+    (void)uv_run(rx.loop, UV_RUN_DEFAULT);
+    (void)close(rx.dirfd);
+    rc = uv_loop_close(rx.loop);
+    if (rc != 0)
+        report_error("internal: handles left open at exit (%s)", uv_strerror(rc));
+    return rx.exit_code;
+}

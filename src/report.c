@@ -1,0 +1,65 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "xfer/name.h"
+#include "xfer/report.h"
+
+static int quiet;
+
+void report_set_quiet(int q)
+{
+    quiet = q;
+}
+
+int report_is_quiet(void)
+{
+    return quiet;
+}
+
+void report_info(const char *fmt, ...)
+{
+    va_list ap;
+    char line[1024];
+
+    if (quiet)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "xfer: %s\n", line);
+}
+
+void report_error(const char *fmt, ...)
+{
+    va_list ap;
+    char line[1024];
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "xfer: error: %s\n", line);
+}
+
+void report_size(uint64_t bytes, char *out, size_t cap)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = (double)bytes;
+    int u = 0;
+
+    if (bytes < 1024) {
+        snprintf(out, cap, "%llu B", (unsigned long long)bytes);
+        return;
+    }
+    while (v >= 1024 && u < 5) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(out, cap, "%.1f %s", v, units[u]);
+}
+
+const char *report_escape(const char *s, char *out, size_t cap)
+{
+    name_escape(s, strlen(s), out, cap);
+    return out;
+}

@@ -1,0 +1,1041 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uv.h>
+#include <xxhash.h>
+
+#include "xfer/err.h"
+#include "xfer/fileio.h"
+#include "xfer/link.h"
+#include "xfer/name.h"
+#include "xfer/proto.h"
+#include "xfer/report.h"
+#include "xfer/sender.h"
+
+/* Unconfirmed bytes allowed in flight: what a reconnect may resend. */
+#define WINDOW_BYTES (64u * PROTO_CHUNK_SIZE)
+/* Chunk buffers: bounds the sender's memory whatever the file size. */
+#define TX_BUFS 8
+#define HASH_JOB_BYTES (8u * PROTO_CHUNK_SIZE)
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_CAP_MS 4000
+#define PROGRESS_MS 250
+/* A source that keeps changing under us is given up after this many restarts. */
+#define MAX_SOURCE_RESTARTS 3
+
+enum send_state {
+    S_CONNECTING, /* resolving or connecting */
+    S_HELLO_SENT,
+    S_OFFERED,   /* OFFER sent, waiting for ACCEPT, COMPLETE, REFUSE or NEED_HASH */
+    S_HASHING,   /* receiver asked for the whole-file hash */
+    S_STREAMING, /* sending DATA */
+    S_ENDED,     /* END sent, waiting for COMMITTED or REWIND */
+    S_BYE,       /* every file settled; closing */
+    S_BACKOFF,   /* waiting to reconnect */
+    S_DONE
+};
+
+struct sfile {
+    const char *path;
+    char name[PROTO_MAX_NAME + 1];
+    int fd;
+    uint64_t size;
+    int64_t mtime_sec;
+    uint32_t mtime_nsec;
+    uint32_t mode;
+    int settled;      /* verified, skipped, or failed for good */
+    int exit_code;
+    XXH3_state_t *hash; /* XXH3-128 of [0, hash_off) */
+    uint64_t hash_off;
+    int inline_hash;  /* chunks read in order feed the hash as they go */
+    int hash_busy;
+    int digest_ready;
+    struct proto_hash128 digest;
+    int verify_fails;
+    int restarts;
+    int announced;
+    uint64_t started_ms;
+    uint64_t start_offset;
+};
+
+struct txbuf {
+    struct txbuf *next;
+    uint8_t prefix[PROTO_DATA_PREFIX_LEN];
+    uint8_t data[PROTO_CHUNK_SIZE];
+};
+
+struct sconn {
+    struct link link;
+    struct sender *s;
+    uv_connect_t connect;
+};
+
+struct sender {
+    uv_loop_t *loop;
+    const struct cli_opts *o;
+    struct sfile *files;
+    int nfiles;
+    int cur;
+    char port_str[8];
+    uint8_t session_id[PROTO_SESSION_ID_LEN];
+    struct sconn *conn;
+    enum send_state state;
+    uint64_t gen; /* bumped per connection, so stale reads are recognised */
+    uint32_t epoch;
+    uint64_t next_send;
+    uint64_t acked;
+    int end_sent;
+    int read_busy;
+    struct txbuf *free_bufs;
+    int bufs_made;
+    uint64_t retry_since;
+    unsigned attempt;
+    int reconnects;
+    int ever_connected;
+    int reported_waiting;
+    uv_getaddrinfo_t gai;
+    struct addrinfo *addrs;
+    struct addrinfo *addr_next;
+    uv_timer_t backoff;
+    uv_timer_t progress;
+    uv_signal_t sigint;
+    uv_signal_t sigterm;
+    int tty;
+    int progress_shown;
+    int exit_code;
+    int finished;
+    char why[512];
+};
+
+static void pump(struct sender *s);
+static void offer_next(struct sender *s);
+static void schedule_retry(struct sender *s, const char *why);
+static void finish(struct sender *s, int code);
+
+static struct sfile *cur_file(struct sender *s)
+{
+    if (s->cur < 0 || s->cur >= s->nfiles)
+        return NULL;
+    return &s->files[s->cur];
+}
+
+static const char *escaped(const char *str)
+{
+    static char buf[4][PROTO_MAX_TEXT * 4 + 8];
+    static int i;
+
+    i = (i + 1) % 4;
+    return report_escape(str, buf[i], sizeof(buf[i]));
+}
+
+static void set_failure(struct sender *s, struct sfile *f, int code)
+{
+    f->settled = 1;
+    f->exit_code = code;
+    if (s->exit_code == XFER_EXIT_OK)
+        s->exit_code = code;
+}
+
+/* ---- progress ------------------------------------------------------------ */
+
+static void clear_progress(struct sender *s)
+{
+    if (s->progress_shown) {
+        fputs("\r\033[K", stderr);
+        s->progress_shown = 0;
+    }
+}
+
+static void on_progress(uv_timer_t *t)
+{
+    struct sender *s = t->data;
+    struct sfile *f = cur_file(s);
+    char done[32], total[32], rate[32], eta[32] = "--:--";
+    double secs;
+    double bps;
+    uint64_t moved;
+
+    if (f == NULL || (s->state != S_STREAMING && s->state != S_ENDED) || report_is_quiet())
+        return;
+    secs = (double)(uv_now(s->loop) - f->started_ms) / 1000.0;
+    moved = s->acked > f->start_offset ? s->acked - f->start_offset : 0;
+    bps = secs > 0 ? (double)moved / secs : 0;
+    report_size(s->acked, done, sizeof(done));
+    report_size(f->size, total, sizeof(total));
+    report_size((uint64_t)bps, rate, sizeof(rate));
+    if (bps > 0) {
+        uint64_t left = (uint64_t)((double)(f->size - s->acked) / bps);
+
+        snprintf(eta, sizeof(eta), "%" PRIu64 ":%02" PRIu64, left / 60, left % 60);
+    }
+    fprintf(stderr, "\r\033[K%s %3d%% %s / %s  %s/s  ETA %s", escaped(f->name),
+            f->size ? (int)(s->acked * 100 / f->size) : 100, done, total, rate, eta);
+    if (s->reconnects > 0)
+        fprintf(stderr, "  (%d reconnect%s)", s->reconnects, s->reconnects == 1 ? "" : "s");
+    s->progress_shown = 1;
+}
+
+/* ---- hashing the source ----------------------------------------------------- */
+
+struct hash_job {
+    uv_work_t req;
+    struct sender *s;
+    struct sfile *f;
+    uint64_t len;
+    int rc;
+};
+
+static void hash_work(uv_work_t *req)
+{
+    struct hash_job *hj = (struct hash_job *)req;
+    uint8_t *buf = malloc(PROTO_CHUNK_SIZE);
+
+    if (buf == NULL) {
+        hj->rc = -ENOMEM;
+        return;
+    }
+    hj->rc = fileio_hash_range(hj->f->fd, hj->f->hash_off, hj->len, hj->f->hash, buf,
+                               PROTO_CHUNK_SIZE);
+    free(buf);
+}
+
+static void mark_digest(struct sfile *f)
+{
+    XXH128_hash_t h = XXH3_128bits_digest(f->hash);
+
+    f->digest.high = h.high64;
+    f->digest.low = h.low64;
+    f->digest_ready = 1;
+}
+
+static void start_hash(struct sender *s, struct sfile *f);
+static void source_changed(struct sender *s, struct sfile *f, const char *how);
+
+static void hash_done(uv_work_t *req, int status)
+{
+    struct hash_job *hj = (struct hash_job *)req;
+    struct sender *s = hj->s;
+    struct sfile *f = hj->f;
+    int rc = status < 0 ? status : hj->rc;
+
+    f->hash_busy = 0;
+    if (rc == 0) {
+        f->hash_off += hj->len;
+        if (f->hash_off == f->size)
+            mark_digest(f);
+    }
+    free(hj);
+    if (s->finished)
+        return;
+    if (rc < 0) {
+        source_changed(s, f, rc == -EIO ? "shrank" : "became unreadable");
+        return;
+    }
+    pump(s);
+}
+
+/* Hashes the part of the source the inline path did not see, in the
+ * background; the transfer does not wait for it until END. */
+static void start_hash(struct sender *s, struct sfile *f)
+{
+    struct hash_job *hj;
+
+    if (f->hash_busy || f->digest_ready || f->hash_off >= f->size || s->read_busy)
+        return; /* a read in flight may still feed the hash inline */
+    hj = calloc(1, sizeof(*hj));
+    if (hj == NULL) {
+        report_error("out of memory hashing %s", f->path);
+        finish(s, XFER_EXIT_INTERNAL);
+        return;
+    }
+    hj->s = s;
+    hj->f = f;
+    hj->len = f->size - f->hash_off;
+    if (hj->len > HASH_JOB_BYTES)
+        hj->len = HASH_JOB_BYTES;
+    if (uv_queue_work(s->loop, &hj->req, hash_work, hash_done) < 0) {
+        free(hj);
+        finish(s, XFER_EXIT_INTERNAL);
+        return;
+    }
+    f->hash_busy = 1;
+    f->inline_hash = 0;
+}
+
+/* ---- reading chunks ------------------------------------------------------- */
+
+struct read_job {
+    uv_work_t req;
+    struct sender *s;
+    struct sfile *f;
+    struct txbuf *buf;
+    uint64_t gen;
+    uint32_t epoch;
+    uint64_t offset;
+    uint32_t len;
+    int do_hash;
+    uint64_t chunk_hash;
+    int rc;
+};
+
+static void read_work(uv_work_t *req)
+{
+    struct read_job *rj = (struct read_job *)req;
+    int64_t n = fileio_pread(rj->f->fd, rj->buf->data, rj->len, rj->offset);
+
+    if (n < 0) {
+        rj->rc = (int)n;
+        return;
+    }
+    if ((uint64_t)n != rj->len) {
+        rj->rc = -EIO; /* the source shrank */
+        return;
+    }
+    rj->chunk_hash = proto_chunk_hash(rj->buf->data, rj->len, rj->offset);
+    if (rj->do_hash)
+        (void)XXH3_128bits_update(rj->f->hash, rj->buf->data, rj->len); /* fails only on NULL */
+}
+
+static void put_buf(struct sender *s, struct txbuf *b)
+{
+    b->next = s->free_bufs;
+    s->free_bufs = b;
+}
+
+static struct txbuf *get_buf(struct sender *s)
+{
+    struct txbuf *b = s->free_bufs;
+
+    if (b != NULL) {
+        s->free_bufs = b->next;
+        return b;
+    }
+    if (s->bufs_made >= TX_BUFS)
+        return NULL;
+    b = malloc(sizeof(*b));
+    if (b != NULL)
+        s->bufs_made++;
+    return b;
+}
+
+static void read_done(uv_work_t *req, int status)
+{
+    struct read_job *rj = (struct read_job *)req;
+    struct sender *s = rj->s;
+    struct sfile *f = rj->f;
+    int rc = status < 0 ? status : rj->rc;
+
+    s->read_busy = 0;
+    if (rc == 0 && rj->do_hash) {
+        f->hash_off += rj->len;
+        if (f->hash_off == f->size)
+            mark_digest(f);
+    }
+    if (s->finished) {
+        free(rj->buf);
+        free(rj);
+        return;
+    }
+    if (rc < 0) {
+        put_buf(s, rj->buf);
+        free(rj);
+        source_changed(s, f, rc == -EIO ? "shrank" : "became unreadable");
+        return;
+    }
+    if (rj->gen != s->gen || rj->epoch != s->epoch || f != cur_file(s) || s->conn == NULL ||
+        s->state != S_STREAMING) {
+        put_buf(s, rj->buf); /* overtaken by a REWIND or a reconnect */
+        free(rj);
+        pump(s);
+        return;
+    }
+    (void)proto_encode_data_prefix(rj->buf->prefix, sizeof(rj->buf->prefix), rj->epoch,
+                                   rj->offset, rj->chunk_hash, rj->len); /* sizes are valid */
+    if (link_send_data(&s->conn->link, rj->buf->prefix, rj->buf->data, rj->len, rj->buf) < 0)
+        put_buf(s, rj->buf);
+    free(rj);
+    pump(s);
+}
+
+static void start_read(struct sender *s, struct sfile *f)
+{
+    struct read_job *rj;
+    struct txbuf *b = get_buf(s);
+
+    if (b == NULL)
+        return; /* all buffers are queued on the socket: wait for one */
+    rj = calloc(1, sizeof(*rj));
+    if (rj == NULL) {
+        put_buf(s, b);
+        return;
+    }
+    rj->s = s;
+    rj->f = f;
+    rj->buf = b;
+    rj->gen = s->gen;
+    rj->epoch = s->epoch;
+    rj->offset = s->next_send;
+    rj->len = (uint32_t)(f->size - s->next_send < PROTO_CHUNK_SIZE ? f->size - s->next_send
+                                                                     : PROTO_CHUNK_SIZE);
+    rj->do_hash = f->inline_hash && !f->hash_busy && !f->digest_ready && rj->offset == f->hash_off;
+    if (uv_queue_work(s->loop, &rj->req, read_work, read_done) < 0) {
+        put_buf(s, b);
+        free(rj);
+        return;
+    }
+    s->read_busy = 1;
+    s->next_send += rj->len;
+}
+
+/* ---- sending ---------------------------------------------------------------- */
+
+static void send_frame(struct sender *s, const struct proto_frame *fr)
+{
+    if (s->conn != NULL)
+        (void)link_send(&s->conn->link, fr); /* a dead link reports via on_close */
+}
+
+static void send_end(struct sender *s, struct sfile *f)
+{
+    struct proto_frame fr = {.type = PROTO_END};
+    struct stat st;
+
+    /* A source modified while we read it would give a file that never
+     * existed; the journal identity (size, mtime) must still hold. */
+    if (fstat(f->fd, &st) < 0 || (uint64_t)st.st_size != f->size ||
+        st.st_mtim.tv_sec != f->mtime_sec || (uint32_t)st.st_mtim.tv_nsec != f->mtime_nsec) {
+        source_changed(s, f, "was modified");
+        return;
+    }
+    fr.u.end.epoch = s->epoch;
+    fr.u.end.hash = f->digest;
+    send_frame(s, &fr);
+    s->end_sent = 1;
+    s->state = S_ENDED;
+}
+
+/* Moves the current file forward: read within the window, then END. */
+static void pump(struct sender *s)
+{
+    struct sfile *f = cur_file(s);
+
+    if (f == NULL || s->finished)
+        return;
+    if (s->state == S_HASHING && f->digest_ready) {
+        struct proto_frame fr = {.type = PROTO_FILE_HASH};
+
+        fr.u.file_hash = f->digest;
+        send_frame(s, &fr);
+        s->state = S_OFFERED;
+        return;
+    }
+    /* Starting past what we have hashed (a resume), or asked for the hash
+     * before sending: hash the rest in the background instead of inline. */
+    if (!f->inline_hash || s->state == S_HASHING || s->next_send > f->hash_off)
+        start_hash(s, f);
+    if (s->state != S_STREAMING || s->read_busy || s->conn == NULL)
+        return;
+    if (s->next_send < f->size) {
+        if (s->next_send - s->acked < WINDOW_BYTES)
+            start_read(s, f);
+        return;
+    }
+    if (f->digest_ready && !s->end_sent)
+        send_end(s, f);
+}
+
+static void on_data_sent(struct link *l, void *ctx, int status)
+{
+    struct sconn *sc = l->data;
+    struct sender *s = sc->s;
+
+    (void)status; /* a failed write closes the link; the data is resent */
+    put_buf(s, ctx);
+    pump(s);
+}
+
+/* ---- the per-file conversation ---------------------------------------------- */
+
+static void offer(struct sender *s, struct sfile *f)
+{
+    struct proto_frame fr = {.type = PROTO_OFFER};
+
+    fr.u.offer.size = f->size;
+    fr.u.offer.mtime_sec = f->mtime_sec;
+    fr.u.offer.mtime_nsec = f->mtime_nsec;
+    fr.u.offer.mode = f->mode;
+    fr.u.offer.name_len = (uint16_t)strlen(f->name);
+    memcpy(fr.u.offer.name, f->name, fr.u.offer.name_len + 1);
+    send_frame(s, &fr);
+    s->state = S_OFFERED;
+}
+
+static int bye_status(int exit_code)
+{
+    switch (exit_code) {
+    case XFER_EXIT_OK:
+        return PROTO_OK;
+    case XFER_EXIT_VERIFY:
+        return PROTO_VERIFY;
+    case XFER_EXIT_IO:
+        return PROTO_IO;
+    default:
+        return PROTO_EXISTS;
+    }
+}
+
+static void offer_next(struct sender *s)
+{
+    while (s->cur < s->nfiles && s->files[s->cur].settled)
+        s->cur++;
+    if (s->cur < s->nfiles) {
+        offer(s, &s->files[s->cur]);
+        return;
+    }
+    {
+        struct proto_frame fr = {.type = PROTO_BYE};
+
+        fr.u.bye.status = (uint16_t)bye_status(s->exit_code);
+        send_frame(s, &fr);
+        s->state = S_BYE;
+        if (s->conn != NULL)
+            link_finish(&s->conn->link);
+    }
+}
+
+static void file_settled(struct sender *s, struct sfile *f, const char *what)
+{
+    char size[32];
+    double secs = (double)(uv_now(s->loop) - f->started_ms) / 1000.0;
+    char rate[32];
+    uint64_t moved = f->size - f->start_offset;
+
+    clear_progress(s);
+    report_size(f->size, size, sizeof(size));
+    report_size(secs > 0 ? (uint64_t)((double)moved / secs) : moved, rate, sizeof(rate));
+    if (what != NULL)
+        report_info("%s %s (%s)", f->name, what, size);
+    else
+        report_info("%s verified (%s, %.1f s, %s/s)", f->name, size, secs, rate);
+    f->settled = 1;
+    s->retry_since = 0;
+    s->attempt = 0;
+    offer_next(s);
+}
+
+static void announce(struct sender *s, struct sfile *f, uint64_t offset)
+{
+    char size[32];
+
+    f->started_ms = uv_now(s->loop);
+    f->start_offset = offset;
+    report_size(f->size, size, sizeof(size));
+    if (offset > 0)
+        report_info("resuming %s at %" PRIu64 " of %" PRIu64 " bytes", f->name, offset, f->size);
+    else if (!f->announced)
+        report_info("sending %s (%" PRIu64 " bytes, %s)", f->name, f->size, size);
+    else
+        report_info("sending %s again from the start", f->name);
+    f->announced = 1;
+}
+
+static int on_accept(struct sender *s, struct sfile *f, const struct proto_frame *fr)
+{
+    uint64_t off = fr->u.accept.offset;
+
+    if (off > f->size || (off % PROTO_CHUNK_SIZE != 0 && off != f->size))
+        return XFER_EPROTO; /* never read past what we offered */
+    s->epoch = fr->u.accept.epoch;
+    s->next_send = off;
+    s->acked = off;
+    s->end_sent = 0;
+    s->state = S_STREAMING;
+    announce(s, f, off);
+    pump(s);
+    return 0;
+}
+
+static int on_rewind(struct sender *s, struct sfile *f, const struct proto_frame *fr)
+{
+    uint64_t off = fr->u.rewind.offset;
+
+    if (off > f->size || (off % PROTO_CHUNK_SIZE != 0 && off != f->size) || off > s->next_send)
+        return XFER_EPROTO;
+    s->epoch = fr->u.rewind.epoch;
+    s->next_send = off;
+    if (s->acked > off)
+        s->acked = off;
+    s->end_sent = 0;
+    s->state = S_STREAMING;
+    if (fr->u.rewind.reason == PROTO_REWIND_VERIFY) {
+        clear_progress(s);
+        if (++f->verify_fails >= 2) {
+            report_error("%s failed verification twice on the receiver; check the source "
+                         "disk and memory, then run the same command again",
+                         f->name);
+            set_failure(s, f, XFER_EXIT_VERIFY);
+            /* Abandon it: a fresh connection offers the next file. */
+            if (s->conn != NULL)
+                link_close(&s->conn->link, 0);
+            return 0;
+        }
+        report_info("%s did not verify on the receiver; sending it again", f->name);
+        f->start_offset = 0;
+    }
+    pump(s);
+    return 0;
+}
+
+static int on_refuse(struct sender *s, struct sfile *f, const struct proto_frame *fr)
+{
+    clear_progress(s);
+    if (fr->u.refuse.code == PROTO_RETRY) {
+        snprintf(s->why, sizeof(s->why), "receiver asked to retry: %s",
+                 escaped(fr->u.refuse.text));
+        link_finish(&s->conn->link);
+        return 0;
+    }
+    report_error("%s refused by the receiver: %s", f->name, escaped(fr->u.refuse.text));
+    set_failure(s, f, XFER_EXIT_REFUSED);
+    offer_next(s);
+    return 0;
+}
+
+static int on_error_frame(struct sender *s, const struct proto_frame *fr)
+{
+    clear_progress(s);
+    if (fr->u.error.code == PROTO_VERSION_MISMATCH) {
+        report_error("receiver refused the connection: %s; use the same xfer version on both "
+                     "sides",
+                     escaped(fr->u.error.text));
+        finish(s, XFER_EXIT_REFUSED);
+        return 0;
+    }
+    snprintf(s->why, sizeof(s->why), "receiver: %s (%s)", escaped(fr->u.error.text),
+             proto_code_text(fr->u.error.code));
+    link_close(&s->conn->link, 0);
+    return 0;
+}
+
+static int on_frame(struct link *l, const struct proto_frame *fr, uint8_t *data_buf)
+{
+    struct sconn *sc = l->data;
+    struct sender *s = sc->s;
+    struct sfile *f = cur_file(s);
+
+    free(data_buf); /* receivers send no DATA; a DATA frame is a protocol error below */
+    if (fr->type == PROTO_PING)
+        return 0;
+    if (fr->type == PROTO_ERROR)
+        return on_error_frame(s, fr);
+    switch (s->state) {
+    case S_HELLO_SENT:
+        if (fr->type != PROTO_WELCOME)
+            break;
+        s->ever_connected = 1;
+        s->reported_waiting = 0;
+        offer_next(s);
+        return 0;
+    case S_OFFERED:
+    case S_HASHING:
+        if (fr->type == PROTO_ACCEPT)
+            return on_accept(s, f, fr);
+        if (fr->type == PROTO_COMPLETE) {
+            file_settled(s, f, "is already on the receiver, identical: nothing sent");
+            return 0;
+        }
+        if (fr->type == PROTO_REFUSE)
+            return on_refuse(s, f, fr);
+        if (fr->type == PROTO_NEED_HASH && s->state == S_OFFERED) {
+            s->state = S_HASHING;
+            pump(s);
+            return 0;
+        }
+        break;
+    case S_STREAMING:
+    case S_ENDED:
+        if (fr->type == PROTO_ACK) {
+            if (fr->u.ack.epoch != s->epoch)
+                return 0; /* confirms data of a superseded epoch */
+            if (fr->u.ack.offset > s->next_send)
+                return XFER_EPROTO;
+            if (fr->u.ack.offset > s->acked) {
+                s->acked = fr->u.ack.offset;
+                s->retry_since = 0;
+                s->attempt = 0;
+            }
+            pump(s);
+            return 0;
+        }
+        if (fr->type == PROTO_REWIND)
+            return on_rewind(s, f, fr);
+        if (fr->type == PROTO_COMMITTED && s->state == S_ENDED) {
+            file_settled(s, f, NULL);
+            return 0;
+        }
+        break;
+    default:
+        break;
+    }
+    return XFER_EPROTO;
+}
+
+/* ---- connection lifecycle ------------------------------------------------- */
+
+static void on_link_close(struct link *l, int err)
+{
+    struct sconn *sc = l->data;
+    struct sender *s = sc->s;
+    enum send_state was = s->state;
+
+    free(sc);
+    s->conn = NULL;
+    s->gen++;
+    if (s->finished)
+        return;
+    if (was == S_BYE) {
+        finish(s, s->exit_code);
+        return;
+    }
+    if (s->why[0] == '\0')
+        snprintf(s->why, sizeof(s->why), "%s", err == UV_EOF ? "receiver closed the connection"
+                                                             : xfer_strerror(err));
+    schedule_retry(s, s->why);
+}
+
+static const struct link_ops sender_link_ops = {
+    .on_frame = on_frame,
+    .on_data_sent = on_data_sent,
+    .on_close = on_link_close,
+};
+
+static void try_next_address(struct sender *s);
+
+static void on_failed_connect_closed(uv_handle_t *h)
+{
+    struct sconn *sc = h->data;
+    struct sender *s = sc->s;
+
+    free(sc);
+    if (s->finished)
+        return;
+    if (s->addr_next != NULL) {
+        try_next_address(s);
+        return;
+    }
+    schedule_retry(s, s->why);
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    struct sconn *sc = req->data;
+    struct sender *s = sc->s;
+    struct proto_frame hello = {.type = PROTO_HELLO};
+
+    if (status < 0 || s->finished) {
+        snprintf(s->why, sizeof(s->why), "cannot connect to %s port %s: %s", s->o->host,
+                 s->port_str, uv_strerror(status < 0 ? status : UV_ECANCELED));
+        sc->link.tcp.data = sc;
+        uv_close((uv_handle_t *)&sc->link.tcp, on_failed_connect_closed);
+        return;
+    }
+    uv_freeaddrinfo(s->addrs);
+    s->addrs = NULL;
+    s->addr_next = NULL;
+    s->conn = sc;
+    s->why[0] = '\0';
+    if (link_init(&sc->link, &sender_link_ops, sc) < 0)
+        return; /* it closed itself; on_link_close retries */
+    s->state = S_HELLO_SENT;
+    hello.u.hello.version = PROTO_VERSION;
+    memcpy(hello.u.hello.session_id, s->session_id, PROTO_SESSION_ID_LEN);
+    hello.u.hello.file_count = (uint32_t)s->nfiles;
+    send_frame(s, &hello);
+}
+
+static void try_next_address(struct sender *s)
+{
+    struct addrinfo *ai = s->addr_next;
+    struct sconn *sc = calloc(1, sizeof(*sc));
+
+    s->addr_next = ai->ai_next;
+    if (sc == NULL) {
+        finish(s, XFER_EXIT_INTERNAL);
+        return;
+    }
+    sc->s = s;
+    sc->connect.data = sc;
+    if (uv_tcp_init(s->loop, &sc->link.tcp) < 0) {
+        free(sc);
+        finish(s, XFER_EXIT_INTERNAL);
+        return;
+    }
+    sc->link.tcp.data = sc;
+    if (uv_tcp_connect(&sc->connect, &sc->link.tcp, ai->ai_addr, on_connected) < 0) {
+        snprintf(s->why, sizeof(s->why), "cannot connect to %s port %s", s->o->host, s->port_str);
+        uv_close((uv_handle_t *)&sc->link.tcp, on_failed_connect_closed);
+    }
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct sender *s = req->data;
+
+    if (s->finished) {
+        uv_freeaddrinfo(res);
+        return;
+    }
+    if (status < 0 || res == NULL) {
+        snprintf(s->why, sizeof(s->why), "cannot resolve %s: %s", s->o->host,
+                 uv_strerror(status));
+        schedule_retry(s, s->why);
+        return;
+    }
+    s->addrs = res;
+    s->addr_next = res;
+    try_next_address(s);
+}
+
+static void start_connect(struct sender *s)
+{
+    struct addrinfo hints;
+    int rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    s->state = S_CONNECTING;
+    s->gai.data = s;
+    rc = uv_getaddrinfo(s->loop, &s->gai, on_resolved, s->o->host, s->port_str, &hints);
+    if (rc < 0) {
+        snprintf(s->why, sizeof(s->why), "cannot resolve %s: %s", s->o->host, uv_strerror(rc));
+        schedule_retry(s, s->why);
+    }
+}
+
+static void on_backoff(uv_timer_t *t)
+{
+    start_connect(t->data);
+}
+
+static void schedule_retry(struct sender *s, const char *why)
+{
+    uint64_t now = uv_now(s->loop);
+    uint64_t limit = (uint64_t)(s->o->retry_for * 1000.0);
+    uint64_t delay;
+
+    clear_progress(s);
+    if (s->addrs != NULL) {
+        uv_freeaddrinfo(s->addrs);
+        s->addrs = NULL;
+        s->addr_next = NULL;
+    }
+    if (s->retry_since == 0)
+        s->retry_since = now;
+    if (now - s->retry_since >= limit) {
+        report_error("gave up on %s port %s after %.0f s: %s; check that 'xfer recv' runs there, "
+                     "then run the same command again to resume",
+                     s->o->host, s->port_str, s->o->retry_for, why);
+        finish(s, XFER_EXIT_UNREACHABLE);
+        return;
+    }
+    if (s->ever_connected && s->attempt == 0) {
+        s->reconnects++;
+        report_info("connection lost (%s); reconnecting for up to %.0f s", why,
+                    s->o->retry_for);
+    } else if (!s->ever_connected && !s->reported_waiting) {
+        s->reported_waiting = 1;
+        report_info("%s; retrying for up to %.0f s", why, s->o->retry_for);
+    }
+    delay = BACKOFF_FIRST_MS << (s->attempt < 6 ? s->attempt : 6);
+    if (delay > BACKOFF_CAP_MS)
+        delay = BACKOFF_CAP_MS;
+    /* Jitter: many senders cut by one outage must not return in lockstep. */
+    delay = delay / 2 + (uint64_t)rand() % (delay / 2 + 1);
+    if (now + delay - s->retry_since > limit)
+        delay = limit - (now - s->retry_since);
+    s->attempt++;
+    s->why[0] = '\0';
+    s->state = S_BACKOFF;
+    (void)uv_timer_start(&s->backoff, on_backoff, delay, 0);
+}
+
+/* The file changed under us: every byte sent so far may be of another
+ * version, so the file starts over under its new identity. */
+static void source_changed(struct sender *s, struct sfile *f, const char *how)
+{
+    struct stat st;
+
+    clear_progress(s);
+    if (++f->restarts > MAX_SOURCE_RESTARTS || fstat(f->fd, &st) < 0) {
+        report_error("%s %s while being sent, %d times; send it again once it is stable",
+                     f->path, how, f->restarts);
+        set_failure(s, f, XFER_EXIT_IO);
+    } else {
+        report_info("%s %s while being sent; starting it over", f->path, how);
+        f->size = (uint64_t)st.st_size;
+        f->mtime_sec = st.st_mtim.tv_sec;
+        f->mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
+        (void)XXH3_128bits_reset(f->hash); /* cannot fail on a valid state */
+        f->hash_off = 0;
+        f->inline_hash = 1;
+        f->digest_ready = 0;
+        if (f->size == 0)
+            mark_digest(f);
+    }
+    /* A new connection re-offers it (new mtime: the receiver starts over)
+     * or moves on to the next file. */
+    snprintf(s->why, sizeof(s->why), "source changed");
+    s->attempt = 1; /* reconnect at once, without the "lost" message */
+    if (s->conn != NULL)
+        link_close(&s->conn->link, 0);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    struct sender *s = sig->data;
+
+    clear_progress(s);
+    report_error("%s; run the same command again to resume",
+                 signum == SIGINT ? "interrupted" : "terminated");
+    finish(s, XFER_EXIT_INTERRUPTED);
+}
+
+static void finish(struct sender *s, int code)
+{
+    if (s->finished)
+        return;
+    clear_progress(s);
+    s->finished = 1;
+    s->exit_code = code;
+    s->state = S_DONE;
+    if (s->conn != NULL)
+        link_close(&s->conn->link, 0);
+    uv_close((uv_handle_t *)&s->backoff, NULL);
+    uv_close((uv_handle_t *)&s->progress, NULL);
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+}
+
+/* ---- setup ------------------------------------------------------------------ */
+
+static int open_sources(struct sender *s)
+{
+    for (int i = 0; i < s->nfiles; i++) {
+        struct sfile *f = &s->files[i];
+        const char *base = strrchr(s->o->files[i], '/');
+        const char *why = NULL;
+        struct stat st;
+
+        f->fd = -1;
+        f->path = s->o->files[i];
+        base = base != NULL ? base + 1 : f->path;
+        if (name_check(base, strlen(base), &why) < 0) {
+            report_error("cannot send %s: %s; rename or copy it first", f->path, why);
+            return XFER_EXIT_USAGE;
+        }
+        memcpy(f->name, base, strlen(base) + 1);
+        for (int k = 0; k < i; k++) {
+            if (strcmp(s->files[k].name, f->name) == 0) {
+                report_error("%s and %s would both arrive as %s; send them separately",
+                             s->files[k].path, f->path, f->name);
+                return XFER_EXIT_USAGE;
+            }
+        }
+        f->fd = open(f->path, O_RDONLY | O_CLOEXEC);
+        if (f->fd < 0 || fstat(f->fd, &st) < 0) {
+            report_error("cannot read %s: %s", f->path, strerror(errno));
+            return XFER_EXIT_IO;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            report_error("cannot send %s: not a regular file (xfer sends files, not "
+                         "directories or devices)",
+                         f->path);
+            return XFER_EXIT_IO;
+        }
+        f->size = (uint64_t)st.st_size;
+        f->mtime_sec = st.st_mtim.tv_sec;
+        f->mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
+        f->mode = st.st_mode & 07777;
+        f->inline_hash = 1;
+        f->hash = XXH3_createState();
+        if (f->hash == NULL || XXH3_128bits_reset(f->hash) != XXH_OK)
+            return XFER_EXIT_INTERNAL;
+        if (f->size == 0)
+            mark_digest(f);
+    }
+    return XFER_EXIT_OK;
+}
+
+static void cleanup(struct sender *s)
+{
+    while (s->free_bufs != NULL) {
+        struct txbuf *b = s->free_bufs;
+
+        s->free_bufs = b->next;
+        free(b);
+    }
+    for (int i = 0; i < s->nfiles; i++) {
+        if (s->files[i].fd >= 0)
+            (void)close(s->files[i].fd); /* read-only */
+        if (s->files[i].hash != NULL)
+            XXH3_freeState(s->files[i].hash);
+    }
+    free(s->files);
+    if (s->addrs != NULL)
+        uv_freeaddrinfo(s->addrs);
+}
+
+int sender_run(const struct cli_opts *o)
+{
+    struct sender s;
+    int code;
+
+    memset(&s, 0, sizeof(s));
+    s.o = o;
+    s.loop = uv_default_loop();
+    s.nfiles = o->nfiles;
+    s.files = calloc((size_t)o->nfiles, sizeof(*s.files));
+    if (s.files == NULL)
+        return XFER_EXIT_INTERNAL;
+    for (int i = 0; i < s.nfiles; i++)
+        s.files[i].fd = -1;
+    code = open_sources(&s);
+    if (code != XFER_EXIT_OK) {
+        cleanup(&s);
+        return code;
+    }
+    if (uv_random(NULL, NULL, s.session_id, sizeof(s.session_id), 0, NULL) < 0) {
+        cleanup(&s);
+        return XFER_EXIT_INTERNAL;
+    }
+    srand((unsigned)(s.session_id[0] | s.session_id[1] << 8 | s.session_id[2] << 16));
+    snprintf(s.port_str, sizeof(s.port_str), "%u", o->port);
+    s.tty = isatty(STDERR_FILENO);
+    (void)uv_timer_init(s.loop, &s.backoff);
+    (void)uv_timer_init(s.loop, &s.progress);
+    (void)uv_signal_init(s.loop, &s.sigint);
+    (void)uv_signal_init(s.loop, &s.sigterm);
+    s.backoff.data = &s;
+    s.progress.data = &s;
+    s.sigint.data = &s;
+    s.sigterm.data = &s;
+    (void)uv_signal_start(&s.sigint, on_signal, SIGINT);
+    (void)uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+    if (s.tty)
+        (void)uv_timer_start(&s.progress, on_progress, PROGRESS_MS, PROGRESS_MS);
+    start_connect(&s);
+    (void)uv_run(s.loop, UV_RUN_DEFAULT);
+    code = s.exit_code;
+    cleanup(&s);
+    if (uv_loop_close(s.loop) != 0)
+        report_error("internal: handles left open at exit");
+    return code;
+}
