@@ -65,7 +65,8 @@ struct rfile {
     struct journal j;
     int resumed;
     uint32_t epoch;
-    XXH3_state_t *state; /* running hash at `written`; the write job's while busy */
+    XXH3_state_t *state; /* running hash; the write job's while it runs */
+    XXH3_state_t *snap;  /* copy of state at `written`, for sync jobs */
     uint64_t written;    /* [0, written) is written and hashed */
     uint64_t confirmed;  /* [0, confirmed) is durable and journaled */
     uint64_t rx_next;    /* offset the next DATA frame must carry */
@@ -201,6 +202,8 @@ static void file_release(struct receiver *rx, struct rfile *f)
     journal_close(&f->j);
     if (f->state != NULL)
         XXH3_freeState(f->state);
+    if (f->snap != NULL)
+        XXH3_freeState(f->snap);
     if (f->verify_state != NULL)
         XXH3_freeState(f->verify_state);
     free(f->verify_hashes);
@@ -218,7 +221,9 @@ static struct rfile *file_new(struct receiver *rx, struct conn *c, const struct 
     f->fd = -1;
     journal_init(&f->j);
     f->state = XXH3_createState();
-    if (f->state == NULL || XXH3_128bits_reset(f->state) != XXH_OK) {
+    f->snap = XXH3_createState();
+    if (f->state == NULL || f->snap == NULL || XXH3_128bits_reset(f->state) != XXH_OK ||
+        XXH3_128bits_reset(f->snap) != XXH_OK) {
         file_release(rx, f);
         return NULL;
     }
@@ -333,11 +338,15 @@ static void conn_io_error(struct conn *c, const char *what, int rc)
     struct rfile *f = c->file;
     uint16_t code = rc == -ENOSPC || rc == -EDQUOT ? PROTO_NO_SPACE : PROTO_IO;
 
+    char text[PROTO_MAX_TEXT];
+
     report_error("%s %s: %s; the partial is kept and the sender will retry", what,
                  f != NULL ? escaped(f->name) : "", xfer_strerror(rc));
+    snprintf(text, sizeof(text), "receiver %s %s: %s; the transfer resumes when that is fixed",
+             what, f != NULL ? f->name : "", xfer_strerror(rc));
     /* ERROR, not REFUSE: the condition may pass (space freed), so the sender
      * reconnects and resumes from the last confirmed offset. */
-    link_fail(&c->link, rc, code, "receiver I/O error; retrying later may succeed");
+    link_fail(&c->link, rc, code, text);
     if (f != NULL)
         f->io_failed = 1;
 }
@@ -376,6 +385,7 @@ static int open_partial(struct open_job *oj)
         return -errno;
     if (f->resumed) {
         XXH3_copyState(f->state, f->j.state);
+        XXH3_copyState(f->snap, f->state);
         f->written = f->j.confirmed;
     } else if (ftruncate(f->fd, 0) < 0) {
         return -errno;
@@ -676,6 +686,8 @@ static void write_done(uv_work_t *req, int status)
         return;
     }
     f->written += good;
+    /* Sync jobs journal this copy, so they can overlap the next write. */
+    XXH3_copyState(f->snap, f->state);
     if (pend_append(f, wj->hashes, wj->done) < 0 && rc == 0)
         rc = UV_ENOMEM;
     if (rc < 0) {
@@ -775,7 +787,7 @@ static void start_sync(struct conn *c)
     struct rfile *f = c->file;
     struct sync_job *sj;
 
-    if (f->sync_busy || f->write_busy || f->rewind_pending || f->written <= f->confirmed)
+    if (f->sync_busy || f->rewind_pending || f->written <= f->confirmed)
         return;
     sj = calloc(1, sizeof(*sj));
     if (sj == NULL)
@@ -788,7 +800,7 @@ static void start_sync(struct conn *c)
     if (sj->hashes == NULL || sj->state == NULL)
         goto fail;
     memcpy(sj->hashes, f->pend, f->npend * sizeof(uint64_t));
-    XXH3_copyState(sj->state, f->state);
+    XXH3_copyState(sj->state, f->snap);
     if (job_submit(&sj->jb, c, sync_work, sync_done) < 0)
         goto fail;
     f->sync_busy = 1;
@@ -859,6 +871,7 @@ static void apply_damage_rewind(struct conn *c)
     f->pend_from = bad;
     f->npend = 0;
     XXH3_copyState(f->state, f->verify_state);
+    XXH3_copyState(f->snap, f->state);
     report_info("partial of %s is damaged on disk at offset %" PRIu64 "; receiving it again from there",
                 escaped(f->name), f->written);
     rewind_sender(c, PROTO_REWIND_DAMAGED);
@@ -943,10 +956,23 @@ static void commit_work(uv_work_t *req)
     }
     /* RENAME_NOREPLACE: a file that appeared under the name meanwhile is not
      * silently replaced. */
-    if (renameat2(cj->dirfd, f->part_path, cj->dirfd, f->name,
-                  cj->overwrite ? 0 : RENAME_NOREPLACE) < 0) {
-        cj->jb.rc = -errno;
-        return;
+    if (cj->overwrite) {
+        if (renameat(cj->dirfd, f->part_path, cj->dirfd, f->name) < 0) {
+            cj->jb.rc = -errno;
+            return;
+        }
+    } else if (renameat2(cj->dirfd, f->part_path, cj->dirfd, f->name, RENAME_NOREPLACE) < 0) {
+        /* Filesystems without RENAME_NOREPLACE: link() also refuses to
+         * replace, and the partial's name is then dropped. */
+        if (errno != EINVAL && errno != ENOSYS) {
+            cj->jb.rc = -errno;
+            return;
+        }
+        if (linkat(cj->dirfd, f->part_path, cj->dirfd, f->name, 0) < 0) {
+            cj->jb.rc = -errno;
+            return;
+        }
+        (void)unlinkat(cj->dirfd, f->part_path, 0); /* the data is safe under its name */
     }
     if (fsync(cj->dirfd) < 0)
         rc = -errno;
@@ -1029,6 +1055,7 @@ static void reset_done(uv_work_t *req, int status)
     f->pend_from = 0;
     f->npend = 0;
     (void)XXH3_128bits_reset(f->state); /* cannot fail on a valid state */
+    XXH3_copyState(f->snap, f->state);
     rewind_sender(c, PROTO_REWIND_VERIFY);
     c->state = CONN_RECEIVING;
 }
@@ -1162,9 +1189,18 @@ static int on_offer(struct conn *c, const struct proto_frame *fr)
     }
     other = file_find(rx, fr->u.offer.name);
     if (other != NULL) {
-        if (memcmp(other->owner->session_id, c->session_id, PROTO_SESSION_ID_LEN) == 0) {
+        if (!link_is_open(&other->owner->link)) {
+            /* Its sender is gone; the file is released once its last
+             * writes land, a moment from now. */
+            send_text(c, PROTO_REFUSE, PROTO_RETRY,
+                      "the previous transfer of this file is closing; retry");
+            return 0;
+        }
+        if (memcmp(other->owner->session_id, c->session_id, PROTO_SESSION_ID_LEN) == 0 ||
+            uv_now(rx->loop) - other->owner->link.last_rx > other->owner->link.idle_ms / 2) {
             /* The same sender reconnected before we noticed its old
-             * connection died: retire that one; the sender retries. */
+             * connection died, or the holder has missed a heartbeat (it
+             * sends one every idle/3): retire it; the new sender retries. */
             link_close(&other->owner->link, XFER_ETIMEDOUT);
             send_text(c, PROTO_REFUSE, PROTO_RETRY,
                       "closing this sender's previous connection; retry");
@@ -1207,6 +1243,10 @@ static int on_data(struct conn *c, const struct proto_frame *fr, uint8_t *buf)
         drop_queue(f);
         pump(c);
         return 0;
+    }
+    if (f->nqueue >= RX_QUEUE_MAX) {
+        free(buf); /* cannot happen: reading pauses when the queue fills */
+        return UV_ENOBUFS;
     }
     ch = &f->queue[f->nqueue++];
     ch->buf = buf;

@@ -26,6 +26,9 @@
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_CAP_MS 4000
 #define PROGRESS_MS 250
+/* BUSY right after a restart usually means the receiver has not yet seen our
+ * previous connection die; it is final only after this long. */
+#define BUSY_GRACE_MS 3000
 /* A source that keeps changing under us is given up after this many restarts. */
 #define MAX_SOURCE_RESTARTS 3
 
@@ -60,6 +63,7 @@ struct sfile {
     int verify_fails;
     int restarts;
     int announced;
+    uint64_t busy_since;
     uint64_t started_ms;
     uint64_t start_offset;
 };
@@ -595,6 +599,17 @@ static int on_rewind(struct sender *s, struct sfile *f, const struct proto_frame
 static int on_refuse(struct sender *s, struct sfile *f, const struct proto_frame *fr)
 {
     clear_progress(s);
+    if (fr->u.refuse.code == PROTO_BUSY) {
+        uint64_t now = uv_now(s->loop);
+
+        if (f->busy_since == 0)
+            f->busy_since = now;
+        if (now - f->busy_since < BUSY_GRACE_MS) {
+            snprintf(s->why, sizeof(s->why), "receiver busy with %s", f->name);
+            link_finish(&s->conn->link);
+            return 0;
+        }
+    }
     if (fr->u.refuse.code == PROTO_RETRY) {
         snprintf(s->why, sizeof(s->why), "receiver asked to retry: %s",
                  escaped(fr->u.refuse.text));
