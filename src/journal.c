@@ -17,6 +17,27 @@
 /* Caps one record's hash list so a record stays a bounded write. */
 #define RECORD_MAX_HASHES 65536u
 
+/* XXH3's streaming state points at the library's default secret, whose
+ * address differs from one process to the next. It is stored as NULL and
+ * re-pointed at this process's secret when loaded. */
+static void state_export(const XXH3_state_t *st, uint8_t *out)
+{
+    XXH3_state_t copy;
+
+    memcpy(&copy, st, sizeof(copy));
+    copy.extSecret = NULL;
+    memcpy(out, &copy, sizeof(copy));
+}
+
+static void state_import(XXH3_state_t *st, const uint8_t *in)
+{
+    XXH3_state_t fresh;
+
+    (void)XXH3_128bits_reset(&fresh); /* cannot fail on a valid state */
+    memcpy(st, in, sizeof(*st));
+    st->extSecret = fresh.extSecret;
+}
+
 void journal_init(struct journal *j)
 {
     memset(j, 0, sizeof(*j));
@@ -138,7 +159,7 @@ static int parse_record(struct journal *j, struct buf_reader *r)
     j->nhashes = from + n;
     j->confirmed = confirmed;
     if (j->state_valid && state_len == sizeof(XXH3_state_t))
-        memcpy(j->state, state, state_len);
+        state_import(j->state, state);
     else
         j->state_valid = 0;
     return 1;
@@ -331,7 +352,8 @@ int journal_commit(struct journal *j, uint64_t from_chunk, const uint64_t *hashe
     (void)buf_put_u32(&w, (uint32_t)n);
     (void)buf_put_u64(&w, confirmed);
     (void)buf_put_u32(&w, sizeof(XXH3_state_t));
-    (void)buf_put_bytes(&w, state, sizeof(XXH3_state_t));
+    state_export(state, rec + w.pos);
+    w.pos += sizeof(XXH3_state_t);
     for (uint64_t i = 0; i < n; i++)
         (void)buf_put_u64(&w, hashes[i]);
     (void)buf_put_u64(&w, XXH3_64bits(rec, w.pos));
