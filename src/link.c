@@ -7,6 +7,42 @@
 /* How long a closing link may wait for its last frames to be written. */
 #define LINK_DRAIN_MS 2000
 
+/* Free chunk buffers kept for reuse; more than this are given back. */
+#define LINK_POOL_MAX 16
+
+struct pooled {
+    struct pooled *next;
+};
+
+static struct pooled *pool;
+static unsigned pool_len;
+
+uint8_t *link_buf_get(void)
+{
+    struct pooled *p = pool;
+
+    if (p == NULL)
+        return malloc(PROTO_MAX_PAYLOAD);
+    pool = p->next;
+    pool_len--;
+    return (uint8_t *)p;
+}
+
+void link_buf_release(uint8_t *buf)
+{
+    struct pooled *p = (struct pooled *)buf;
+
+    if (buf == NULL)
+        return;
+    if (pool_len >= LINK_POOL_MAX) {
+        free(buf);
+        return;
+    }
+    p->next = pool;
+    pool = p;
+    pool_len++;
+}
+
 struct link_write {
     uv_write_t req;
     struct link *l;
@@ -46,8 +82,8 @@ static void on_handle_closed(uv_handle_t *h)
 
     if (--l->handles_open > 0)
         return;
-    if (l->payload != NULL && l->payload != l->ctrl)
-        free(l->payload);
+    if (l->payload != l->ctrl)
+        link_buf_release(l->payload);
     l->payload = NULL;
     l->state = LINK_CLOSED;
     l->ops->on_close(l, l->close_err);
@@ -199,7 +235,7 @@ static int dispatch(struct link *l)
         data_buf = l->payload;
     reset_frame(l);
     if (rc < 0) {
-        free(data_buf);
+        link_buf_release(data_buf);
         return rc;
     }
     return l->ops->on_frame(l, &f, data_buf);
@@ -227,7 +263,7 @@ static int take_header(struct link *l)
     l->payload_got = 0;
     if (l->cur.type == PROTO_DATA) {
         /* Only now, with the length checked against PROTO_MAX_PAYLOAD. */
-        l->payload = malloc(l->cur.len > 0 ? l->cur.len : 1);
+        l->payload = link_buf_get();
         if (l->payload == NULL)
             return UV_ENOMEM;
     } else {

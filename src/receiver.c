@@ -180,7 +180,7 @@ static const char *escaped(const char *s)
 static void drop_queue(struct rfile *f)
 {
     for (size_t i = 0; i < f->nqueue; i++)
-        free(f->queue[i].buf);
+        link_buf_release(f->queue[i].buf);
     f->nqueue = 0;
 }
 
@@ -678,7 +678,7 @@ static void write_done(uv_work_t *req, int status)
     for (size_t i = 0; i < wj->n; i++) {
         if (i < wj->done)
             good += wj->chunks[i].len;
-        free(wj->chunks[i].buf);
+        link_buf_release(wj->chunks[i].buf);
     }
     f->write_busy = 0;
     if (job_landed(&wj->jb)) {
@@ -721,7 +721,7 @@ static void start_write(struct conn *c)
     f->nqueue = 0;
     if (job_submit(&wj->jb, c, write_work, write_done) < 0) {
         for (size_t i = 0; i < wj->n; i++)
-            free(wj->chunks[i].buf);
+            link_buf_release(wj->chunks[i].buf);
         free(wj);
         conn_io_error(c, "cannot write", UV_ENOMEM);
         return;
@@ -1230,7 +1230,7 @@ static int on_data(struct conn *c, const struct proto_frame *fr, uint8_t *buf)
     struct chunk *ch;
 
     if (fr->u.data.epoch != f->epoch || f->rewind_pending || f->resync) {
-        free(buf); /* sent before the sender saw our REWIND */
+        link_buf_release(buf); /* sent before the sender saw our REWIND */
         return 0;
     }
     if (fr->u.data.offset != f->rx_next || f->rx_next >= f->id.size ||
@@ -1238,14 +1238,14 @@ static int on_data(struct conn *c, const struct proto_frame *fr, uint8_t *buf)
         f->end_received) {
         /* Not the chunk we expect, or a damaged header: same remedy as a bad
          * hash. The write job will find nothing queued after it. */
-        free(buf);
+        link_buf_release(buf);
         f->resync = 1;
         drop_queue(f);
         pump(c);
         return 0;
     }
     if (f->nqueue >= RX_QUEUE_MAX) {
-        free(buf); /* cannot happen: reading pauses when the queue fills */
+        link_buf_release(buf); /* cannot happen: reading pauses when the queue fills */
         return UV_ENOBUFS;
     }
     ch = &f->queue[f->nqueue++];
@@ -1320,7 +1320,7 @@ static int conn_on_frame(struct link *l, const struct proto_frame *fr, uint8_t *
         break;
     case CONN_COMMITTING:
         if (fr->type == PROTO_DATA) {
-            free(buf); /* stale: the file is being restarted */
+            link_buf_release(buf); /* stale: the file is being restarted */
             return 0;
         }
         if (fr->type == PROTO_END)
@@ -1330,7 +1330,7 @@ static int conn_on_frame(struct link *l, const struct proto_frame *fr, uint8_t *
     case CONN_BYE:
         break;
     }
-    free(buf);
+    link_buf_release(buf);
     return XFER_EPROTO;
 }
 

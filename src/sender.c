@@ -644,7 +644,7 @@ static int on_frame(struct link *l, const struct proto_frame *fr, uint8_t *data_
     struct sender *s = sc->s;
     struct sfile *f = cur_file(s);
 
-    free(data_buf); /* receivers send no DATA; a DATA frame is a protocol error below */
+    link_buf_release(data_buf); /* receivers send no DATA: a protocol error below */
     if (fr->type == PROTO_PING)
         return 0;
     if (fr->type == PROTO_ERROR)

@@ -19,10 +19,11 @@
 struct link;
 
 struct link_ops {
-    /* One decoded frame. For DATA, data_buf is the heap buffer holding the
+    /* One decoded frame. For DATA, data_buf is the buffer holding the
      * payload (f->u.data.bytes points into it) and the callee owns it from
-     * now on: free() it when done. Return <0 to close the link with that
-     * error (the owner sends an ERROR frame first if it wants to). */
+     * now on: give it back with link_buf_release(). Return <0 to close the
+     * link with that error (the owner sends an ERROR frame first if it
+     * wants to). */
     int (*on_frame)(struct link *l, const struct proto_frame *f, uint8_t *data_buf);
     /* A write queued with link_send_data() finished (status 0) or was
      * cancelled (<0); ctx is what was passed. */
@@ -97,6 +98,12 @@ void link_fail(struct link *l, int err, uint16_t code, const char *text);
 void link_finish(struct link *l);
 
 int link_is_open(const struct link *l);
+
+/* DATA payload buffers come from a small free list, so a steady stream of
+ * chunks reuses warm memory instead of faulting in fresh pages. Both calls
+ * belong on the loop thread; release(NULL) is harmless. */
+uint8_t *link_buf_get(void);
+void link_buf_release(uint8_t *buf);
 
 /* "ADDR:PORT" or "[ADDR]:PORT" of the peer. */
 void link_peer_name(const struct link *l, char *out, size_t cap);
