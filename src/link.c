@@ -76,6 +76,13 @@ int link_is_open(const struct link *l)
     return l->state == LINK_OPEN;
 }
 
+uint64_t link_silent_ms(const struct link *l)
+{
+    if (l->paused)
+        return 0;
+    return uv_now(l->tcp.loop) - l->last_rx;
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     struct link *l = h->data;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <netdb.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -95,7 +96,7 @@ struct rfile {
     struct proto_hash128 our_hash;
     int have_their_hash;
     int have_our_hash;
-    int check_done_differs;
+    int existing_unreadable;
     uint64_t started_ms;
 };
 
@@ -117,8 +118,8 @@ struct conn {
 struct receiver {
     uv_loop_t *loop;
     const struct cli_opts *opts;
-    uv_tcp_t listeners[2];
-    int nlisteners;
+    uv_tcp_t listeners[2]; /* IPv4 and IPv6, or the one --bind names */
+    int listening[2];
     uv_timer_t ticker;
     uv_signal_t sigint;
     uv_signal_t sigterm;
@@ -369,6 +370,23 @@ struct open_job {
     char text[PROTO_MAX_TEXT];
 };
 
+/* New entries in .xfer must survive a power cut along with the data the
+ * journal vouches for. */
+static int sync_state_dir(int dirfd)
+{
+    int fd = openat(dirfd, NAME_STATE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    int rc = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) < 0)
+        rc = -errno;
+    (void)close(fd); /* read-only */
+    if (rc == 0 && fsync(dirfd) < 0)
+        rc = -errno;
+    return rc;
+}
+
 static int open_partial(struct open_job *oj)
 {
     struct rfile *f = oj->jb.f;
@@ -403,9 +421,16 @@ static int open_partial(struct open_job *oj)
             snprintf(oj->text, sizeof(oj->text),
                      "not enough space for %s: need %" PRIu64 " bytes, have %" PRIu64, f->name,
                      need, have);
+            if (!f->resumed) {
+                /* Nothing worth keeping: leave no trace of the attempt. */
+                (void)unlinkat(oj->dirfd, f->part_path, 0);
+                (void)unlinkat(oj->dirfd, f->journal_path, 0);
+                (void)unlinkat(oj->dirfd, NAME_STATE_DIR, AT_REMOVEDIR);
+            }
+            return 0;
         }
     }
-    return 0;
+    return sync_state_dir(oj->dirfd);
 }
 
 static void open_work(uv_work_t *req)
@@ -540,7 +565,8 @@ static void check_compare(struct conn *c)
 
     if (!f->have_our_hash || !f->have_their_hash)
         return;
-    if (f->our_hash.high == f->their_hash.high && f->our_hash.low == f->their_hash.low) {
+    if (!f->existing_unreadable && f->our_hash.high == f->their_hash.high &&
+        f->our_hash.low == f->their_hash.low) {
         report_info("%s is already here and identical; nothing to receive", escaped(f->name));
         send_simple(c, PROTO_COMPLETE);
         file_release(c->rx, f);
@@ -568,8 +594,7 @@ static void check_done(uv_work_t *req, int status)
         return;
     }
     if (rc < 0) {
-        /* Unreadable existing file: treat it as different. */
-        c->file->our_hash.high = ~c->file->their_hash.high;
+        c->file->existing_unreadable = 1; /* compares as different */
     } else {
         c->file->our_hash.high = cj->hash.high64;
         c->file->our_hash.low = cj->hash.low64;
@@ -1197,7 +1222,7 @@ static int on_offer(struct conn *c, const struct proto_frame *fr)
             return 0;
         }
         if (memcmp(other->owner->session_id, c->session_id, PROTO_SESSION_ID_LEN) == 0 ||
-            uv_now(rx->loop) - other->owner->link.last_rx > other->owner->link.idle_ms / 2) {
+            link_silent_ms(&other->owner->link) > other->owner->link.idle_ms / 2) {
             /* The same sender reconnected before we noticed its old
              * connection died, or the holder has missed a heartbeat (it
              * sends one every idle/3): retire it; the new sender retries. */
@@ -1209,8 +1234,10 @@ static int on_offer(struct conn *c, const struct proto_frame *fr)
         report_info("refused %s from %s: another sender (%s) is transferring it",
                     escaped(fr->u.offer.name), c->peer, other->owner->peer);
         send_text(c, PROTO_REFUSE, PROTO_BUSY,
-                  "another sender is transferring %s to this receiver; try again later",
-                  fr->u.offer.name);
+                  "another sender (%s) is transferring %s to this receiver; if that was an "
+                  "earlier run of yours, the receiver drops it within %llu s: try again then",
+                  other->owner->peer, fr->u.offer.name,
+                  (unsigned long long)(other->owner->link.idle_ms / 1000 + 1));
         return 0;
     }
     if (rx->stopping) {
@@ -1373,8 +1400,8 @@ static void receiver_maybe_exit(struct receiver *rx)
 {
     if (!rx->stopping)
         return;
-    for (int i = 0; i < rx->nlisteners; i++) {
-        if (!uv_is_closing((uv_handle_t *)&rx->listeners[i]))
+    for (int i = 0; i < 2; i++) {
+        if (rx->listening[i] && !uv_is_closing((uv_handle_t *)&rx->listeners[i]))
             uv_close((uv_handle_t *)&rx->listeners[i], on_listener_closed);
     }
     for (struct conn *c = rx->conns; c != NULL; c = c->next) {
@@ -1440,10 +1467,11 @@ static void on_connection(uv_stream_t *server, int status)
     (void)link_init(&c->link, &conn_ops, c); /* on failure it closes itself */
 }
 
-static int listen_on(struct receiver *rx, const char *addr, int v6only, char *desc, size_t cap)
+static int listen_on(struct receiver *rx, int slot, const char *addr, int v6only, char *desc,
+                     size_t cap)
 {
     struct sockaddr_storage ss;
-    uv_tcp_t *t = &rx->listeners[rx->nlisteners];
+    uv_tcp_t *t = &rx->listeners[slot];
     int namelen = sizeof(ss);
     char host[64];
     int rc;
@@ -1467,7 +1495,7 @@ static int listen_on(struct receiver *rx, const char *addr, int v6only, char *de
         uv_close((uv_handle_t *)t, NULL);
         return rc;
     }
-    rx->nlisteners++;
+    rx->listening[slot] = 1;
     if (ss.ss_family == AF_INET6) {
         (void)uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
         snprintf(desc, cap, "[%s]:%d", host, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
@@ -1478,13 +1506,48 @@ static int listen_on(struct receiver *rx, const char *addr, int v6only, char *de
     return 0;
 }
 
+/* --bind takes an IPv4 or IPv6 literal, a bracketed IPv6 literal, or a
+ * name, resolved once at start-up. */
+static int resolve_bind(const char *arg, char *out, size_t cap)
+{
+    struct addrinfo hints, *res = NULL;
+    size_t n = strlen(arg);
+    int rc;
+
+    if (n >= 2 && arg[0] == '[' && arg[n - 1] == ']') {
+        arg++;
+        n -= 2;
+    }
+    if (n >= cap)
+        return UV_EINVAL;
+    memcpy(out, arg, n);
+    out[n] = '\0';
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    rc = getaddrinfo(out, NULL, &hints, &res);
+    if (rc != 0)
+        return UV_EAI_NONAME;
+    rc = 0;
+    if (res->ai_family == AF_INET6)
+        rc = uv_ip6_name((struct sockaddr_in6 *)res->ai_addr, out, cap);
+    else
+        rc = uv_ip4_name((struct sockaddr_in *)res->ai_addr, out, cap);
+    freeaddrinfo(res);
+    return rc;
+}
+
 static int start_listening(struct receiver *rx)
 {
     char d4[80] = "", d6[80] = "";
-    int rc;
+    int rc4, rc6;
 
     if (rx->opts->bind != NULL) {
-        rc = listen_on(rx, rx->opts->bind, 0, d4, sizeof(d4));
+        char addr[256];
+        int rc = resolve_bind(rx->opts->bind, addr, sizeof(addr));
+
+        if (rc == 0)
+            rc = listen_on(rx, 0, addr, 0, d4, sizeof(d4));
         if (rc < 0) {
             report_error("cannot listen on %s port %u: %s; pick another --bind or --port",
                          rx->opts->bind, rx->opts->port, uv_strerror(rc));
@@ -1493,13 +1556,8 @@ static int start_listening(struct receiver *rx)
         report_info("listening on %s", d4);
         return 0;
     }
-    rc = listen_on(rx, "0.0.0.0", 0, d4, sizeof(d4));
-    if (rc < 0) {
-        report_error("cannot listen on port %u: %s; pick another --port", rx->opts->port,
-                     uv_strerror(rc));
-        return rc;
-    }
-    if (rx->opts->port == 0) {
+    rc4 = listen_on(rx, 0, "0.0.0.0", 0, d4, sizeof(d4));
+    if (rc4 == 0 && rx->opts->port == 0) {
         /* An ephemeral port: make IPv6 use the same number as IPv4. */
         struct sockaddr_in sin;
         int len = sizeof(sin);
@@ -1507,11 +1565,17 @@ static int start_listening(struct receiver *rx)
         (void)uv_tcp_getsockname(&rx->listeners[0], (struct sockaddr *)&sin, &len);
         ((struct cli_opts *)rx->opts)->port = ntohs(sin.sin_port);
     }
-    /* IPv6 is optional: a host without it still serves IPv4. */
-    if (listen_on(rx, "::", 1, d6, sizeof(d6)) == 0)
+    /* Either family alone is enough: hosts without IPv6 (or IPv4) exist. */
+    rc6 = listen_on(rx, 1, "::", 1, d6, sizeof(d6));
+    if (rc4 < 0 && rc6 < 0) {
+        report_error("cannot listen on port %u: %s; pick another --port", rx->opts->port,
+                     uv_strerror(rc4));
+        return rc4;
+    }
+    if (rc4 == 0 && rc6 == 0)
         report_info("listening on %s and %s", d4, d6);
     else
-        report_info("listening on %s", d4);
+        report_info("listening on %s", rc4 == 0 ? d4 : d6);
     return 0;
 }
 
@@ -1537,6 +1601,13 @@ int receiver_run(const struct cli_opts *o)
     if (rx.dirfd < 0 || fstat(rx.dirfd, &st) < 0) {
         report_error("cannot use directory %s: %s; create it or pass another --dir", o->dir,
                      strerror(errno));
+        return XFER_EXIT_IO;
+    }
+    if (faccessat(rx.dirfd, ".", W_OK | X_OK, AT_EACCESS) < 0) {
+        report_error("cannot write to directory %s: %s; fix its permissions or pass another "
+                     "--dir",
+                     o->dir, strerror(errno));
+        (void)close(rx.dirfd);
         return XFER_EXIT_IO;
     }
     if (uv_timer_init(rx.loop, &rx.ticker) < 0 || uv_signal_init(rx.loop, &rx.sigint) < 0 ||

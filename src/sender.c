@@ -218,7 +218,7 @@ static void mark_digest(struct sfile *f)
     f->digest_ready = 1;
 }
 
-static void start_hash(struct sender *s, struct sfile *f);
+static void start_hash(struct sender *s, struct sfile *f, uint64_t upto);
 static void source_changed(struct sender *s, struct sfile *f, const char *how);
 
 static void hash_done(uv_work_t *req, int status)
@@ -244,13 +244,13 @@ static void hash_done(uv_work_t *req, int status)
     pump(s);
 }
 
-/* Hashes the part of the source the inline path did not see, in the
- * background; the transfer does not wait for it until END. */
-static void start_hash(struct sender *s, struct sfile *f)
+/* Hashes [hash_off, upto) of the source in the background: the part the
+ * inline path did not see. The transfer does not wait for it until END. */
+static void start_hash(struct sender *s, struct sfile *f, uint64_t upto)
 {
     struct hash_job *hj;
 
-    if (f->hash_busy || f->digest_ready || f->hash_off >= f->size || s->read_busy)
+    if (f->hash_busy || f->digest_ready || f->hash_off >= upto || s->read_busy)
         return; /* a read in flight may still feed the hash inline */
     hj = calloc(1, sizeof(*hj));
     if (hj == NULL) {
@@ -260,7 +260,7 @@ static void start_hash(struct sender *s, struct sfile *f)
     }
     hj->s = s;
     hj->f = f;
-    hj->len = f->size - f->hash_off;
+    hj->len = upto - f->hash_off;
     if (hj->len > HASH_JOB_BYTES)
         hj->len = HASH_JOB_BYTES;
     if (uv_queue_work(s->loop, &hj->req, hash_work, hash_done) < 0) {
@@ -439,10 +439,14 @@ static void pump(struct sender *s)
         s->state = S_OFFERED;
         return;
     }
-    /* Starting past what we have hashed (a resume), or asked for the hash
-     * before sending: hash the rest in the background instead of inline. */
-    if (!f->inline_hash || s->state == S_HASHING || s->next_send > f->hash_off)
-        start_hash(s, f);
+    if (!f->digest_ready && !f->hash_busy && !s->read_busy) {
+        if (s->state == S_HASHING)
+            start_hash(s, f, f->size); /* the receiver needs it before any data */
+        else if (s->next_send > f->hash_off)
+            start_hash(s, f, s->next_send); /* resumed past it: catch up behind */
+        else if (s->next_send == f->hash_off)
+            f->inline_hash = 1; /* caught up: reads feed the hash from here */
+    }
     if (s->state != S_STREAMING || s->read_busy || s->conn == NULL)
         return;
     if (s->next_send < f->size) {
@@ -537,6 +541,7 @@ static void announce(struct sender *s, struct sfile *f, uint64_t offset)
 {
     char size[32];
 
+    clear_progress(s);
     f->started_ms = uv_now(s->loop);
     f->start_offset = offset;
     report_size(f->size, size, sizeof(size));
@@ -585,6 +590,8 @@ static int on_rewind(struct sender *s, struct sfile *f, const struct proto_frame
                          f->name);
             set_failure(s, f, XFER_EXIT_VERIFY);
             /* Abandon it: a fresh connection offers the next file. */
+            snprintf(s->why, sizeof(s->why), "gave up on %s", f->name);
+            s->attempt = 1; /* not a lost connection: no message */
             if (s->conn != NULL)
                 link_close(&s->conn->link, 0);
             return 0;
@@ -694,6 +701,8 @@ static int on_frame(struct link *l, const struct proto_frame *fr, uint8_t *data_
             file_settled(s, f, NULL);
             return 0;
         }
+        if (fr->type == PROTO_REFUSE)
+            return on_refuse(s, f, fr); /* e.g. the name appeared before commit */
         break;
     default:
         break;
@@ -716,6 +725,14 @@ static void on_link_close(struct link *l, int err)
         return;
     if (was == S_BYE) {
         finish(s, s->exit_code);
+        return;
+    }
+    if (err == XFER_EVERSION) {
+        clear_progress(s);
+        report_error("the receiver at %s port %s speaks another xfer protocol version; use the "
+                     "same xfer version on both sides",
+                     s->o->host, s->port_str);
+        finish(s, XFER_EXIT_REFUSED);
         return;
     }
     if (s->why[0] == '\0')
@@ -929,7 +946,9 @@ static void finish(struct sender *s, int code)
         return;
     clear_progress(s);
     s->finished = 1;
-    s->exit_code = code;
+    /* The first failure is the exit status; an interrupt always says so. */
+    if (s->exit_code == XFER_EXIT_OK || code == XFER_EXIT_INTERRUPTED)
+        s->exit_code = code;
     s->state = S_DONE;
     if (s->conn != NULL)
         link_close(&s->conn->link, 0);

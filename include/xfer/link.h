@@ -99,6 +99,9 @@ void link_finish(struct link *l);
 
 int link_is_open(const struct link *l);
 
+/* How long the peer has sent nothing; 0 while we are the ones not reading. */
+uint64_t link_silent_ms(const struct link *l);
+
 /* DATA payload buffers come from a small free list, so a steady stream of
  * chunks reuses warm memory instead of faulting in fresh pages. Both calls
  * belong on the loop thread; release(NULL) is harmless. */
