@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "xfer/fileio.h"
@@ -60,4 +61,15 @@ int fileio_hash_range(int fd, uint64_t off, uint64_t len, XXH3_state_t *state, u
         len -= want;
     }
     return 0;
+}
+
+XXH3_state_t *fileio_hash_state_new(void)
+{
+    XXH3_state_t *st = XXH3_createState();
+
+    if (st == NULL)
+        return NULL;
+    memset(st, 0, sizeof(*st));
+    (void)XXH3_128bits_reset(st); /* cannot fail on a valid state */
+    return st;
 }

@@ -7,6 +7,7 @@
 
 #include "xfer/buf.h"
 #include "xfer/err.h"
+#include "xfer/fileio.h"
 #include "xfer/journal.h"
 
 /* magic, version, chunk size, xxhash version, state size, size, mtime,
@@ -81,7 +82,7 @@ static int ensure_state(struct journal *j)
 {
     if (j->state != NULL)
         return 0;
-    j->state = XXH3_createState();
+    j->state = fileio_hash_state_new();
     if (j->state == NULL)
         return -ENOMEM;
     return XXH3_128bits_reset(j->state) == XXH_OK ? 0 : -EINVAL;
@@ -337,7 +338,11 @@ int journal_commit(struct journal *j, uint64_t from_chunk, const uint64_t *hashe
     size_t cap;
     int rc;
 
-    if (from_chunk > j->nhashes || n > RECORD_MAX_HASHES || chunks_below(confirmed) != from_chunk + n)
+    /* The same rules journal_parse() enforces: a record it would reject
+     * must never be written, or every record after it is lost on reload. */
+    if (from_chunk > j->nhashes || n > RECORD_MAX_HASHES || confirmed > j->id.size ||
+        chunks_below(confirmed) != from_chunk + n ||
+        (confirmed % PROTO_CHUNK_SIZE != 0 && confirmed != j->id.size))
         return -EINVAL;
     rc = reserve_hashes(j, from_chunk + n);
     if (rc < 0)

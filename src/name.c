@@ -106,35 +106,55 @@ int name_check(const char *name, size_t len, const char **why)
     return 0;
 }
 
+/* Writes the display form of the character at p into tmp (16 bytes);
+ * returns its length and sets *used to the input bytes it consumed. */
+static size_t escape_one(const uint8_t *p, size_t len, char *tmp, size_t *used)
+{
+    uint32_t cp = 0;
+    size_t n = utf8_decode(p, len, &cp);
+
+    *used = n;
+    if (n == 0) {
+        *used = 1;
+        return (size_t)snprintf(tmp, 16, "\\x%02x", p[0]);
+    }
+    if (is_control(cp) || is_bidi_control(cp)) {
+        if (cp < 0x100)
+            return (size_t)snprintf(tmp, 16, "\\x%02x", (unsigned)cp);
+        return (size_t)snprintf(tmp, 16, "\\u{%04x}", (unsigned)cp);
+    }
+    if (cp == '\\')
+        return (size_t)snprintf(tmp, 16, "\\\\");
+    memcpy(tmp, p, n);
+    return n;
+}
+
 void name_escape(const char *in, size_t len, char *out, size_t cap)
 {
     const uint8_t *p = (const uint8_t *)in;
+    size_t total = 0;
     size_t i = 0;
     size_t o = 0;
+    size_t reserve;
 
     if (cap == 0)
         return;
     while (i < len) {
         char tmp[16];
-        size_t tn;
-        uint32_t cp = 0;
-        size_t n = utf8_decode(p + i, len - i, &cp);
+        size_t n;
 
-        if (n == 0) {
-            tn = (size_t)snprintf(tmp, sizeof(tmp), "\\x%02x", p[i]);
-            n = 1;
-        } else if (is_control(cp) || is_bidi_control(cp)) {
-            if (cp < 0x100)
-                tn = (size_t)snprintf(tmp, sizeof(tmp), "\\x%02x", (unsigned)cp);
-            else
-                tn = (size_t)snprintf(tmp, sizeof(tmp), "\\u{%04x}", (unsigned)cp);
-        } else if (cp == '\\') {
-            tn = (size_t)snprintf(tmp, sizeof(tmp), "\\\\");
-        } else {
-            memcpy(tmp, p + i, n);
-            tn = n;
-        }
-        if (cap - o < tn + 4) {
+        total += escape_one(p + i, len - i, tmp, &n);
+        i += n;
+    }
+    /* Room for "..." is kept only when the whole name cannot fit. */
+    reserve = total < cap ? 1 : 4;
+    i = 0;
+    while (i < len) {
+        char tmp[16];
+        size_t n;
+        size_t tn = escape_one(p + i, len - i, tmp, &n);
+
+        if (cap - o < tn + reserve) {
             if (cap - o >= 4) {
                 memcpy(out + o, "...", 3);
                 o += 3;

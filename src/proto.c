@@ -291,6 +291,8 @@ static int encode_fields(const struct proto_frame *f, struct buf_writer *w)
     case PROTO_FILE_HASH:
         return put_hash128(w, &f->u.file_hash);
     case PROTO_DATA:
+        if (f->u.data.len == 0 || f->u.data.len > PROTO_CHUNK_SIZE)
+            return XFER_ETOOBIG;
         rc = buf_put_u32(w, f->u.data.epoch);
         if (rc == 0)
             rc = buf_put_u64(w, f->u.data.offset);

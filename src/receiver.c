@@ -221,8 +221,8 @@ static struct rfile *file_new(struct receiver *rx, struct conn *c, const struct 
         return NULL;
     f->fd = -1;
     journal_init(&f->j);
-    f->state = XXH3_createState();
-    f->snap = XXH3_createState();
+    f->state = fileio_hash_state_new();
+    f->snap = fileio_hash_state_new();
     if (f->state == NULL || f->snap == NULL || XXH3_128bits_reset(f->state) != XXH_OK ||
         XXH3_128bits_reset(f->snap) != XXH_OK) {
         file_release(rx, f);
@@ -536,7 +536,7 @@ struct check_job {
 static void check_work(uv_work_t *req)
 {
     struct check_job *cj = (struct check_job *)req;
-    XXH3_state_t *st = XXH3_createState();
+    XXH3_state_t *st = fileio_hash_state_new();
     uint8_t *buf = malloc(PROTO_CHUNK_SIZE);
     struct stat sb;
     int fd = -1;
@@ -821,7 +821,7 @@ static void start_sync(struct conn *c)
     sj->from_chunk = f->pend_from;
     sj->n = f->npend;
     sj->hashes = malloc((f->npend ? f->npend : 1) * sizeof(uint64_t));
-    sj->state = XXH3_createState();
+    sj->state = fileio_hash_state_new();
     if (sj->hashes == NULL || sj->state == NULL)
         goto fail;
     memcpy(sj->hashes, f->pend, f->npend * sizeof(uint64_t));
@@ -1173,7 +1173,7 @@ static void conn_accept_file(struct conn *c)
         f->verify_end = f->written / PROTO_CHUNK_SIZE +
                         (f->written % PROTO_CHUNK_SIZE != 0 ? 1 : 0);
         f->verify_hashes = malloc(f->verify_end * sizeof(uint64_t) + 8);
-        f->verify_state = XXH3_createState();
+        f->verify_state = fileio_hash_state_new();
         if (f->verify_hashes == NULL || f->verify_state == NULL ||
             XXH3_128bits_reset(f->verify_state) != XXH_OK) {
             conn_io_error(c, "cannot resume", UV_ENOMEM);

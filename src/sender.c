@@ -999,7 +999,7 @@ static int open_sources(struct sender *s)
         f->mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
         f->mode = st.st_mode & 07777;
         f->inline_hash = 1;
-        f->hash = XXH3_createState();
+        f->hash = fileio_hash_state_new();
         if (f->hash == NULL || XXH3_128bits_reset(f->hash) != XXH_OK)
             return XFER_EXIT_INTERNAL;
         if (f->size == 0)

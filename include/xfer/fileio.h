@@ -23,4 +23,10 @@ int fileio_datasync(int fd);
 int fileio_hash_range(int fd, uint64_t off, uint64_t len, XXH3_state_t *state, uint8_t *buf,
                       size_t bufsize);
 
+/* A new XXH3-128 streaming state, zero-filled then reset: the journal writes
+ * states to disk byte for byte, and uninitialised padding must not leak
+ * heap contents into it. NULL when out of memory. Free with
+ * XXH3_freeState(). */
+XXH3_state_t *fileio_hash_state_new(void);
+
 #endif

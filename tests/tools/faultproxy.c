@@ -37,10 +37,10 @@
 #include <uv.h>
 
 #define CHUNK_SIZE 65536
-#define MAX_QUEUED (1024 * 1024) /* per direction; reading pauses above this */
-#define TICK_MS 10               /* throttle refill period */
-#define STALL_POLL_MS 100        /* how often an endless stall looks for a closed peer */
-#define DRAIN_MAX_MS 1000        /* how long a cut waits for the server to ack its last bytes */
+#define MAX_QUEUED ((size_t)1 << 20) /* per direction; reading pauses above this */
+#define TICK_MS 10                   /* throttle refill period */
+#define STALL_POLL_MS 100            /* how often an endless stall looks for a closed peer */
+#define DRAIN_MAX_MS 1000            /* how long a cut waits for the server to ack its last bytes */
 #define NONE UINT64_MAX
 
 struct chunk {
@@ -109,6 +109,8 @@ static void on_timer(uv_timer_t *t);
 static void up_feed(struct conn *c, struct chunk *ch);
 static void cut_drain(struct conn *c);
 
+/* Temp file + rename, so a reader never sees a partial file. Reports its own error. */
+/* Temp file + rename, so a reader never sees a partial file. Reports its own errors. */
 static int write_atomic(const char *path, const char *text)
 {
     char tmp[PATH_MAX];
@@ -116,25 +118,24 @@ static int write_atomic(const char *path, const char *text)
     int r;
 
     r = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    if (r < 0 || (size_t)r >= sizeof tmp)
-        return -ENAMETOOLONG;
+    if (r < 0 || (size_t)r >= sizeof tmp) {
+        fprintf(stderr, "faultproxy: cannot write %s: path too long\n", path);
+        return -1;
+    }
     f = fopen(tmp, "w");
-    if (f == NULL)
-        return -errno;
-    r = fputs(text, f) < 0 ? -EIO : 0;
-    if (fclose(f) != 0 && r == 0)
-        r = -errno;
-    if (r == 0 && rename(tmp, path) != 0)
-        r = -errno;
-    if (r < 0)
-        unlink(tmp); /* best effort; the caller reports r */
-    return r;
+    r = f == NULL ? -1 : fputs(text, f);
+    if (f != NULL && fclose(f) != 0)
+        r = -1;
+    if (r >= 0 && rename(tmp, path) == 0)
+        return 0;
+    fprintf(stderr, "faultproxy: cannot write %s: %s\n", path, strerror(errno));
+    unlink(tmp); /* best effort: the error is already reported */
+    return -1;
 }
 
 static void stats_write(void)
 {
     char line[256];
-    int r;
 
     if (P.stats_file == NULL)
         return;
@@ -142,20 +143,7 @@ static void stats_write(void)
              "connections=%" PRIu64 " up=%" PRIu64 " down=%" PRIu64 " cuts=%" PRIu64
              " flips=%" PRIu64 " stalls=%" PRIu64 "\n",
              P.n_conns, P.n_up, P.n_down, P.n_cuts, P.n_flips, P.n_stalls);
-    r = write_atomic(P.stats_file, line);
-    if (r < 0)
-        fprintf(stderr, "faultproxy: cannot write %s: %s\n", P.stats_file, strerror(-r));
-}
-
-/* Bytes sent to t's peer and not acked yet; 0 when unknown. */
-static int unacked(uv_tcp_t *t)
-{
-    uv_os_fd_t fd;
-    int n = 0;
-
-    if (uv_fileno((uv_handle_t *)t, &fd) < 0 || ioctl(fd, SIOCOUTQ, &n) < 0)
-        return 0;
-    return n;
+    (void)write_atomic(P.stats_file, line); /* reported there; the proxy carries on */
 }
 
 /* A stalled conn reads nothing, so only the TCP state shows a peer's FIN or RST. */
@@ -287,9 +275,14 @@ static void pipe_write(struct pipe *p, struct chunk *ch)
  * an RST discards whatever its send queue still holds. */
 static void cut_drain(struct conn *c)
 {
+    uv_os_fd_t fd;
+    int unacked = 0;
+
     if (c->up.queued > 0)
         return; /* on_write calls again */
-    if (unacked(&c->server) > 0 && uv_now(P.loop) - c->cut_ms < DRAIN_MAX_MS) {
+    if (uv_fileno((uv_handle_t *)&c->server, &fd) == 0 && ioctl(fd, SIOCOUTQ, &unacked) < 0)
+        unacked = 0; /* unknown: do not wait */
+    if (unacked > 0 && uv_now(P.loop) - c->cut_ms < DRAIN_MAX_MS) {
         uv_timer_start(&c->timer, on_timer, 1, 0);
         return;
     }
@@ -449,27 +442,18 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     pipe_update(p);
 }
 
-static void pipe_refill(struct pipe *p, double add)
-{
-    double cap = (double)P.throttle / 10; /* at most 100 ms of burst */
-
-    if (cap < 1)
-        cap = 1;
-    p->tokens += add;
-    if (p->tokens > cap)
-        p->tokens = cap;
-    pipe_update(p);
-}
-
 static void on_tick(uv_timer_t *t)
 {
     struct conn *c = t->data;
     uint64_t now = uv_now(P.loop);
     double add = (double)P.throttle * (double)(now - c->tick_ms) / 1000;
+    double cap = P.throttle < 10 ? 1 : (double)P.throttle / 10; /* 100 ms of burst */
 
     c->tick_ms = now;
-    pipe_refill(&c->up, add);
-    pipe_refill(&c->down, add);
+    c->up.tokens = c->up.tokens + add < cap ? c->up.tokens + add : cap;
+    c->down.tokens = c->down.tokens + add < cap ? c->down.tokens + add : cap;
+    pipe_update(&c->up);
+    pipe_update(&c->down);
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -519,10 +503,10 @@ static void on_connection(uv_stream_t *listener, int status)
     c->timer.data = c;
     c->tick.data = c;
     c->connect_req.data = c;
-    c->up = (struct pipe){.conn = c, .src = (uv_stream_t *)&c->client,
-                          .dst = (uv_stream_t *)&c->server};
-    c->down = (struct pipe){.conn = c, .src = (uv_stream_t *)&c->server,
-                            .dst = (uv_stream_t *)&c->client};
+    c->up = (struct pipe){
+        .conn = c, .src = (uv_stream_t *)&c->client, .dst = (uv_stream_t *)&c->server};
+    c->down = (struct pipe){
+        .conn = c, .src = (uv_stream_t *)&c->server, .dst = (uv_stream_t *)&c->client};
     P.n_conns++;
     r = uv_accept(listener, (uv_stream_t *)&c->client);
     if (r == 0)
@@ -660,13 +644,8 @@ static int start_listening(void)
         return r;
     }
     snprintf(text, sizeof text, "%d\n", ntohs(((struct sockaddr_in *)&name)->sin_port));
-    if (P.port_file != NULL) {
-        r = write_atomic(P.port_file, text);
-        if (r < 0) {
-            fprintf(stderr, "faultproxy: error: cannot write %s: %s\n", P.port_file, strerror(-r));
-            return r;
-        }
-    }
+    if (P.port_file != NULL && write_atomic(P.port_file, text) < 0)
+        return -1;
     printf("listening %s", text);
     fflush(stdout);
     return 0;
