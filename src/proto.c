@@ -233,6 +233,15 @@ static int put_hash128(struct buf_writer *w, const struct proto_hash128 *h)
     return rc;
 }
 
+static int put_epoch_offset(struct buf_writer *w, uint32_t epoch, uint64_t offset)
+{
+    int rc = buf_put_u32(w, epoch);
+
+    if (rc == 0)
+        rc = buf_put_u64(w, offset);
+    return rc;
+}
+
 static int encode_fields(const struct proto_frame *f, struct buf_writer *w)
 {
     int rc = 0;
@@ -273,14 +282,9 @@ static int encode_fields(const struct proto_frame *f, struct buf_writer *w)
         return rc;
     case PROTO_ACCEPT:
     case PROTO_ACK:
-        rc = buf_put_u32(w, f->u.ack.epoch);
-        if (rc == 0)
-            rc = buf_put_u64(w, f->u.ack.offset);
-        return rc;
+        return put_epoch_offset(w, f->u.ack.epoch, f->u.ack.offset);
     case PROTO_REWIND:
-        rc = buf_put_u32(w, f->u.rewind.epoch);
-        if (rc == 0)
-            rc = buf_put_u64(w, f->u.rewind.offset);
+        rc = put_epoch_offset(w, f->u.rewind.epoch, f->u.rewind.offset);
         if (rc == 0)
             rc = buf_put_u16(w, f->u.rewind.reason);
         return rc;
@@ -293,9 +297,7 @@ static int encode_fields(const struct proto_frame *f, struct buf_writer *w)
     case PROTO_DATA:
         if (f->u.data.len == 0 || f->u.data.len > PROTO_CHUNK_SIZE)
             return XFER_ETOOBIG;
-        rc = buf_put_u32(w, f->u.data.epoch);
-        if (rc == 0)
-            rc = buf_put_u64(w, f->u.data.offset);
+        rc = put_epoch_offset(w, f->u.data.epoch, f->u.data.offset);
         if (rc == 0)
             rc = buf_put_u64(w, f->u.data.hash);
         if (rc == 0)
