@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,6 +18,8 @@
 #define RECORD_FIXED (4 + 8 + 4 + 8 + 4 + 8)
 /* Caps one record's hash list so a record stays a bounded write. */
 #define RECORD_MAX_HASHES 65536u
+/* Journals smaller than this are never worth compacting. */
+#define JOURNAL_COMPACT_MIN (256u * 1024u)
 
 /* XXH3's streaming state points at the library's default secret, whose
  * address differs from one process to the next. It is stored as NULL and
@@ -43,6 +46,7 @@ void journal_init(struct journal *j)
 {
     memset(j, 0, sizeof(*j));
     j->fd = -1;
+    j->dirfd = -1;
 }
 
 uint64_t journal_chunk_len(uint64_t size, uint64_t chunk)
@@ -93,6 +97,7 @@ static void forget_records(struct journal *j)
     j->confirmed = 0;
     j->nhashes = 0;
     j->state_valid = 1;
+    j->state_missing = 0;
     if (j->state != NULL)
         (void)XXH3_128bits_reset(j->state); /* cannot fail on a valid state */
 }
@@ -159,9 +164,12 @@ static int parse_record(struct journal *j, struct buf_reader *r)
     }
     j->nhashes = from + n;
     j->confirmed = confirmed;
-    if (j->state_valid && state_len == sizeof(XXH3_state_t))
+    /* A record without a state (only ever followed by one with it, inside a
+     * compacted journal) leaves the journal unresumable until one comes. */
+    j->state_missing = state_len == 0;
+    if (state_len == sizeof(XXH3_state_t))
         state_import(j->state, state);
-    else
+    else if (state_len != 0)
         j->state_valid = 0;
     return 1;
 }
@@ -209,17 +217,37 @@ static int sync_fd(int fd)
     return 0;
 }
 
-int journal_reset(struct journal *j)
+/* Makes a rename of the journal durable: fsyncs the directory it is in. */
+static int sync_parent(const struct journal *j)
 {
-    uint8_t hdr[HEADER_FIXED + PROTO_MAX_NAME];
+    char dir[sizeof(j->path)];
+    char *slash;
+    int fd;
+    int rc = 0;
+
+    snprintf(dir, sizeof(dir), "%s", j->path);
+    slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else
+        *slash = '\0';
+    fd = openat(j->dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) < 0)
+        rc = -errno;
+    (void)close(fd); /* read-only */
+    return rc;
+}
+
+/* Encodes the header into hdr (header_len() bytes); returns its length. */
+static size_t encode_header(const struct journal *j, uint8_t *hdr)
+{
     struct buf_writer w;
     size_t name_len = strlen(j->id.name);
-    int rc = ensure_state(j);
 
-    if (rc < 0)
-        return rc;
-    buf_writer_init(&w, hdr, sizeof(hdr));
-    (void)buf_put_u32(&w, JOURNAL_MAGIC); /* hdr has room for the longest name */
+    buf_writer_init(&w, hdr, HEADER_FIXED + name_len);
+    (void)buf_put_u32(&w, JOURNAL_MAGIC); /* hdr is sized for all of it */
     (void)buf_put_u32(&w, JOURNAL_VERSION);
     (void)buf_put_u32(&w, PROTO_CHUNK_SIZE);
     (void)buf_put_u32(&w, XXH_versionNumber());
@@ -230,16 +258,28 @@ int journal_reset(struct journal *j)
     (void)buf_put_u16(&w, (uint16_t)name_len);
     (void)buf_put_bytes(&w, j->id.name, name_len);
     (void)buf_put_u64(&w, XXH3_64bits(hdr, w.pos));
+    return w.pos;
+}
+
+int journal_reset(struct journal *j)
+{
+    uint8_t hdr[HEADER_FIXED + PROTO_MAX_NAME];
+    size_t len;
+    int rc = ensure_state(j);
+
+    if (rc < 0)
+        return rc;
+    len = encode_header(j, hdr);
     /* Truncate first: a crash between the two leaves an empty journal, which
      * loads as "no journal", never as the old records under a new header. */
     if (ftruncate(j->fd, 0) < 0)
         return -errno;
-    rc = write_all(j->fd, hdr, w.pos, 0);
+    rc = write_all(j->fd, hdr, len, 0);
     if (rc == 0)
         rc = sync_fd(j->fd);
     if (rc < 0)
         return rc;
-    j->end = w.pos;
+    j->end = len;
     forget_records(j);
     return 0;
 }
@@ -297,6 +337,10 @@ int journal_open(struct journal *j, int dirfd, const char *path,
 
     *resumed = 0;
     journal_close(j);
+    if (strlen(path) >= sizeof(j->path))
+        return -ENAMETOOLONG;
+    snprintf(j->path, sizeof(j->path), "%s", path);
+    j->dirfd = dirfd;
     j->fd = openat(dirfd, path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (j->fd < 0) {
         rc = -errno;
@@ -309,7 +353,7 @@ int journal_open(struct journal *j, int dirfd, const char *path,
         rc = journal_parse(j, image, len, &valid);
     if (rc == -ENOMEM)
         goto fail;
-    if (rc < 0 || !same_identity(&j->id, id) || !j->state_valid) {
+    if (rc < 0 || !same_identity(&j->id, id) || !j->state_valid || j->state_missing) {
         j->id = *id;
         rc = journal_reset(j);
         if (rc < 0)
@@ -330,12 +374,107 @@ fail:
     return rc;
 }
 
+static size_t record_len(uint64_t n, int with_state)
+{
+    return RECORD_FIXED + (with_state ? sizeof(XXH3_state_t) : 0) + (size_t)n * 8;
+}
+
+/* Encodes one record into rec (record_len() bytes); state may be NULL. */
+static size_t encode_record(uint8_t *rec, uint64_t from_chunk, const uint64_t *hashes, uint64_t n,
+                            uint64_t confirmed, const XXH3_state_t *state)
+{
+    struct buf_writer w;
+
+    buf_writer_init(&w, rec, record_len(n, state != NULL));
+    (void)buf_put_u32(&w, JOURNAL_RECORD_MAGIC); /* rec is sized for all of it */
+    (void)buf_put_u64(&w, from_chunk);
+    (void)buf_put_u32(&w, (uint32_t)n);
+    (void)buf_put_u64(&w, confirmed);
+    (void)buf_put_u32(&w, state != NULL ? sizeof(XXH3_state_t) : 0);
+    if (state != NULL) {
+        state_export(state, rec + w.pos);
+        w.pos += sizeof(XXH3_state_t);
+    }
+    for (uint64_t i = 0; i < n; i++)
+        (void)buf_put_u64(&w, hashes[i]);
+    (void)buf_put_u64(&w, XXH3_64bits(rec, w.pos));
+    return w.pos;
+}
+
+static size_t header_len(const struct journal *j)
+{
+    return HEADER_FIXED + strlen(j->id.name);
+}
+
+/* What a journal holding only the current hashes and state would take. */
+static uint64_t compact_len(const struct journal *j)
+{
+    uint64_t records = j->nhashes / RECORD_MAX_HASHES + 1;
+
+    return header_len(j) + records * RECORD_FIXED + sizeof(XXH3_state_t) + j->nhashes * 8;
+}
+
+/* Rewrites the journal as its header plus the fewest records, each full
+ * of hashes, the state in the last. Written beside it and renamed over it,
+ * so a crash leaves the old journal or the new one, never a mix. */
+static int journal_compact(struct journal *j)
+{
+    char tmp[sizeof(j->path) + 8];
+    uint8_t *image = NULL;
+    size_t len = (size_t)compact_len(j);
+    size_t pos;
+    uint64_t chunk = 0;
+    int fd = -1;
+    int rc;
+
+    snprintf(tmp, sizeof(tmp), "%s.new", j->path);
+    image = malloc(len);
+    if (image == NULL)
+        return -ENOMEM;
+    pos = encode_header(j, image);
+    do {
+        uint64_t n = j->nhashes - chunk;
+        int last = n <= RECORD_MAX_HASHES;
+        uint64_t end;
+
+        if (!last)
+            n = RECORD_MAX_HASHES;
+        end = last ? j->confirmed : (chunk + n) * PROTO_CHUNK_SIZE;
+        pos += encode_record(image + pos, chunk, j->hashes + chunk, n, end,
+                             last ? j->state : NULL);
+        chunk += n;
+    } while (chunk < j->nhashes);
+    fd = openat(j->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    rc = write_all(fd, image, pos, 0);
+    if (rc == 0)
+        rc = sync_fd(fd);
+    if (rc == 0 && renameat(j->dirfd, tmp, j->dirfd, j->path) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        (void)unlinkat(j->dirfd, tmp, 0);
+        goto out;
+    }
+    (void)close(j->fd); /* the old journal, now unlinked; nothing to flush */
+    j->fd = fd;
+    fd = -1;
+    j->end = pos;
+    rc = sync_parent(j);
+out:
+    if (fd >= 0)
+        (void)close(fd);
+    free(image);
+    return rc;
+}
+
 int journal_commit(struct journal *j, uint64_t from_chunk, const uint64_t *hashes, uint64_t n,
                    uint64_t confirmed, const XXH3_state_t *state)
 {
     uint8_t *rec = NULL;
-    struct buf_writer w;
-    size_t cap;
+    size_t len;
     int rc;
 
     /* The same rules journal_parse() enforces: a record it would reject
@@ -347,31 +486,25 @@ int journal_commit(struct journal *j, uint64_t from_chunk, const uint64_t *hashe
     rc = reserve_hashes(j, from_chunk + n);
     if (rc < 0)
         return rc;
-    cap = RECORD_FIXED + sizeof(XXH3_state_t) + (size_t)n * 8;
-    rec = malloc(cap);
+    rec = malloc(record_len(n, 1));
     if (rec == NULL)
         return -ENOMEM;
-    buf_writer_init(&w, rec, cap);
-    (void)buf_put_u32(&w, JOURNAL_RECORD_MAGIC); /* rec is sized for all of it */
-    (void)buf_put_u64(&w, from_chunk);
-    (void)buf_put_u32(&w, (uint32_t)n);
-    (void)buf_put_u64(&w, confirmed);
-    (void)buf_put_u32(&w, sizeof(XXH3_state_t));
-    state_export(state, rec + w.pos);
-    w.pos += sizeof(XXH3_state_t);
-    for (uint64_t i = 0; i < n; i++)
-        (void)buf_put_u64(&w, hashes[i]);
-    (void)buf_put_u64(&w, XXH3_64bits(rec, w.pos));
-    rc = write_all(j->fd, rec, w.pos, j->end);
+    len = encode_record(rec, from_chunk, hashes, n, confirmed, state);
+    rc = write_all(j->fd, rec, len, j->end);
     if (rc == 0)
         rc = sync_fd(j->fd);
     if (rc < 0)
         goto out;
-    j->end += w.pos;
+    j->end += len;
     memcpy(j->hashes + from_chunk, hashes, (size_t)n * sizeof(*hashes));
     j->nhashes = from_chunk + n;
     j->confirmed = confirmed;
     XXH3_copyState(j->state, state);
+    /* Every record repeats the state, so a long transfer grows the journal
+     * by time, not just by size; past twice its minimal size it is
+     * rewritten. The commit above already holds either way. */
+    if (j->dirfd >= 0 && j->end > JOURNAL_COMPACT_MIN && j->end > 2 * compact_len(j))
+        (void)journal_compact(j);
 out:
     free(rec);
     return rc;

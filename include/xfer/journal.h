@@ -6,7 +6,9 @@
  * checksum; a torn or damaged record ends the journal and is cut off, so a
  * kill -9 mid-update falls back to the last good record. Records are appended
  * and fdatasync'ed by journal_commit(); the caller makes the partial's data
- * durable first.
+ * durable first. A journal past twice its minimal size is rewritten beside
+ * itself and renamed into place, so its size follows the file's (8 bytes a
+ * chunk), not the transfer's duration.
  *
  * journal_parse() is pure (bytes in, struct out). The other calls do blocking
  * file I/O and belong on the threadpool. */
@@ -35,6 +37,8 @@ struct journal_identity {
 
 struct journal {
     int fd;
+    int dirfd;      /* the caller's, for compaction; not owned */
+    char path[128]; /* relative to dirfd */
     uint64_t end; /* length of the valid prefix of the journal file */
     struct journal_identity id;
     uint64_t confirmed;       /* [0, confirmed) is durable and hashed */
@@ -42,6 +46,7 @@ struct journal {
     uint64_t nhashes;
     uint64_t cap;
     int state_valid;          /* 0: this build cannot use the saved state */
+    int state_missing;        /* the last record carried no state */
     XXH3_state_t *state;      /* XXH3-128 of [0, confirmed), owned */
 };
 

@@ -14,6 +14,7 @@
 
 #include "fixtures.h"
 #include "helpers.h"
+#include "xfer/buf.h"
 #include "xfer/err.h"
 #include "xfer/journal.h"
 #include "xfer/proto.h"
@@ -800,5 +801,142 @@ Test(journal, open_resumes_a_journal_written_by_another_process)
     assert_digest_of(j.state, data, JFIX_SIZE);
     journal_close(&j);
     free(image);
+    free(data);
+}
+
+/* Fake hashes for journals about large files: only their order matters. */
+static void fake_hashes(uint64_t *h, uint64_t from, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++)
+        h[i] = XXH3_64bits(&(uint64_t){from + i}, sizeof(uint64_t));
+}
+
+/* Checks a long transfer's journal stays bounded: thousands of one-chunk
+ * commits (each repeating the 576-byte state) compact it, and it reopens
+ * with the same offset, hashes and state. */
+Test(journal, compacts_itself_and_reopens_intact)
+{
+    const uint64_t chunks = 3000;
+    struct journal_identity id;
+    struct journal j;
+    XXH3_state_t *st = state_of((const uint8_t *)"abc", 3);
+    XXH128_hash_t want = XXH3_128bits_digest(st);
+    uint64_t h;
+    int resumed = -1;
+
+    identity(&id, chunks * PROTO_CHUNK_SIZE);
+    journal_init(&j);
+    cr_assert_eq(journal_open(&j, tmpfd, JPATH, &id, &resumed), 0);
+    for (uint64_t c = 0; c < chunks; c++) {
+        fake_hashes(&h, c, 1);
+        cr_assert_eq(journal_commit(&j, c, &h, 1, (c + 1) * PROTO_CHUNK_SIZE, st), 0);
+    }
+    /* Uncompacted it would be about 3000 * 650 bytes. */
+    cr_assert_lt(file_size(JPATH), 300 * 1024, "journal grew to %llu bytes",
+                 (unsigned long long)file_size(JPATH));
+    cr_assert_eq(file_size(JPATH), j.end);
+    journal_close(&j);
+    journal_init(&j);
+    cr_assert_eq(journal_open(&j, tmpfd, JPATH, &id, &resumed), 0);
+    cr_assert_eq(resumed, 1);
+    cr_assert_eq(j.confirmed, chunks * PROTO_CHUNK_SIZE);
+    cr_assert_eq(j.nhashes, chunks);
+    for (uint64_t c = 0; c < chunks; c++) {
+        fake_hashes(&h, c, 1);
+        cr_assert_eq(j.hashes[c], h, "hash of chunk %llu", (unsigned long long)c);
+    }
+    cr_assert_eq(XXH3_128bits_digest(j.state).low64, want.low64);
+    cr_assert_eq(XXH3_128bits_digest(j.state).high64, want.high64);
+    journal_close(&j);
+    XXH3_freeState(st);
+}
+
+/* Checks compaction splits a hash list longer than one record may hold, and
+ * that only the last record needs to carry the state. */
+Test(journal, compacts_more_hashes_than_one_record_holds)
+{
+    const uint64_t per = 65536;
+    const uint64_t chunks = 2 * per + 10;
+    struct journal_identity id;
+    struct journal j;
+    uint64_t *h = malloc(per * sizeof(*h));
+    XXH3_state_t *st = state_of((const uint8_t *)"xyz", 3);
+    uint64_t done = 0;
+    int resumed = -1;
+
+    cr_assert_not_null(h);
+    identity(&id, chunks * PROTO_CHUNK_SIZE);
+    journal_init(&j);
+    cr_assert_eq(journal_open(&j, tmpfd, JPATH, &id, &resumed), 0);
+    while (done < chunks) {
+        uint64_t n = chunks - done < 4096 ? chunks - done : 4096;
+
+        fake_hashes(h, done, n);
+        cr_assert_eq(journal_commit(&j, done, h, n, (done + n) * PROTO_CHUNK_SIZE, st), 0);
+        done += n;
+    }
+    journal_close(&j);
+    journal_init(&j);
+    cr_assert_eq(journal_open(&j, tmpfd, JPATH, &id, &resumed), 0);
+    cr_assert_eq(resumed, 1);
+    cr_assert_eq(j.nhashes, chunks);
+    fake_hashes(h, chunks - 1, 1);
+    cr_assert_eq(j.hashes[chunks - 1], h[0]);
+    journal_close(&j);
+    XXH3_freeState(st);
+    free(h);
+}
+
+/* Checks a journal whose last good record carries no state is not resumed:
+ * without the state, the whole-file hash could not be continued. */
+Test(journal, last_record_without_state_is_not_resumed)
+{
+    struct journal_identity id;
+    struct journal j;
+    uint8_t image[4096];
+    uint64_t valid = 0;
+    size_t len;
+    int fd;
+    int resumed = -1;
+    uint64_t h;
+    uint8_t *data = make_data(DATA_SIZE);
+
+    identity(&id, DATA_SIZE);
+    journal_init(&j);
+    cr_assert_eq(journal_open(&j, tmpfd, JPATH, &id, &resumed), 0);
+    cr_assert_eq(commit(&j, data, 0, 1, PROTO_CHUNK_SIZE), 0);
+    journal_close(&j);
+    /* Append a well-formed record with state length 0 by hand. */
+    fd = openat(tmpfd, JPATH, O_RDWR | O_APPEND | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    {
+        uint8_t rec[4 + 8 + 4 + 8 + 4 + 8 + 8];
+        struct buf_writer w;
+
+        fake_hashes(&h, 1, 1);
+        buf_writer_init(&w, rec, sizeof(rec));
+        cr_assert_eq(buf_put_u32(&w, JOURNAL_RECORD_MAGIC), 0);
+        cr_assert_eq(buf_put_u64(&w, 1), 0);
+        cr_assert_eq(buf_put_u32(&w, 1), 0);
+        cr_assert_eq(buf_put_u64(&w, 2 * PROTO_CHUNK_SIZE), 0);
+        cr_assert_eq(buf_put_u32(&w, 0), 0);
+        cr_assert_eq(buf_put_u64(&w, h), 0);
+        cr_assert_eq(buf_put_u64(&w, XXH3_64bits(rec, w.pos)), 0);
+        cr_assert_eq(write(fd, rec, w.pos), (ssize_t)w.pos);
+    }
+    cr_assert_eq(close(fd), 0);
+    fd = openat(tmpfd, JPATH, O_RDONLY | O_CLOEXEC);
+    len = (size_t)read(fd, image, sizeof(image));
+    cr_assert_eq(close(fd), 0);
+    journal_init(&j);
+    cr_assert_eq(journal_parse(&j, image, len, &valid), 0);
+    cr_assert_eq(valid, len, "the stateless record itself is well-formed");
+    cr_assert_eq(j.state_missing, 1);
+    journal_close(&j);
+    journal_init(&j);
+    cr_assert_eq(journal_open(&j, tmpfd, JPATH, &id, &resumed), 0);
+    cr_assert_eq(resumed, 0);
+    cr_assert_eq(j.confirmed, 0);
+    journal_close(&j);
     free(data);
 }
