@@ -106,7 +106,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t errca
     o->dir = ".";
     o->retry_for = XFER_DEFAULT_RETRY_FOR;
     if (argc < 2)
-        return usage_error(err, errcap, "missing command: say 'recv' or 'send'%s", "");
+        return usage_error(err, errcap, "missing command: say 'xfer recv' or 'xfer send' (see xfer --help)%s", "");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         o->command = CLI_HELP;
@@ -121,7 +121,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t errca
     else if (strcmp(argv[1], "send") == 0)
         o->command = CLI_SEND;
     else
-        return usage_error(err, errcap, "unknown command '%s': say 'recv' or 'send'", argv[1]);
+        return usage_error(err, errcap, "unknown command '%s': say 'xfer recv' or 'xfer send' (see xfer --help)", argv[1]);
     pos = calloc((size_t)argc, sizeof(*pos));
     if (pos == NULL)
         return usage_error(err, errcap, "out of memory%s", "");
@@ -195,7 +195,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t errca
     }
     if (npos < 2) {
         free(pos);
-        return usage_error(err, errcap, "xfer send needs FILE... and HOST[:PORT]%s", "");
+        return usage_error(err, errcap, "xfer send needs FILE... and HOST[:PORT] (see xfer --help)%s", "");
     }
     if (cli_split_host(pos[npos - 1], o->host, sizeof(o->host), &host_port, &host_port_given) <
         0) {

@@ -21,7 +21,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     code = cli_parse(argc, argv, &o, err, sizeof(err));
     if (code != 0) {
-        fprintf(stderr, "xfer: %s\n%s", err, cli_usage);
+        fprintf(stderr, "xfer: error: %s\n", err);
         return code;
     }
     report_set_quiet(o.quiet);
