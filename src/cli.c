@@ -5,13 +5,16 @@
 #include "xfer/cli.h"
 
 const char cli_usage[] =
-    "usage: xfer recv [--port P] [--bind ADDR] [--dir D] [--once] [--overwrite] [-q]\n"
-    "       xfer send [--port P] [--retry-for SECS] [-q] FILE... HOST[:PORT]\n"
+    "usage: xfer recv [--port P] [--bind ADDR] [--dir D] [--once] [--overwrite]\n"
+    "                 [--secret-file F] [-q]\n"
+    "       xfer send [--port P] [--retry-for SECS] [--secret-file F] [-q] FILE... HOST[:PORT]\n"
     "       xfer --help | --version\n"
     "\n"
     "Resumable, verified file transfer. Run 'xfer recv' on the receiving machine,\n"
     "then 'xfer send FILE HOST' on the sending one. A dropped connection resumes\n"
-    "from the last offset the receiver confirmed. See xfer(1).\n";
+    "from the last offset the receiver confirmed. Both sides share a secret,\n"
+    "from XFER_SECRET or --secret-file; a receiver without one makes one up and\n"
+    "prints the command to run on the sender. See xfer(1).\n";
 
 static int parse_port(const char *s, uint16_t *port)
 {
@@ -149,6 +152,12 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t errca
                                    v ? v : "");
             }
             o->port_given = 1;
+        } else if (is_option(a, "--secret-file")) {
+            o->secret_file = option_value(argc, argv, &i, "--secret-file");
+            if (o->secret_file == NULL || o->secret_file[0] == '\0') {
+                free(pos);
+                return usage_error(err, errcap, "--secret-file needs a file%s", "");
+            }
         } else if (o->command == CLI_RECV && is_option(a, "--bind")) {
             o->bind = option_value(argc, argv, &i, "--bind");
             if (o->bind == NULL || o->bind[0] == '\0') {

@@ -231,9 +231,15 @@ static int sync_parent(const struct journal *j)
         snprintf(dir, sizeof(dir), ".");
     else
         *slash = '\0';
-    fd = openat(j->dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
+    if (strcmp(dir, ".") == 0) {
+        fd = openat(j->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            return -errno;
+    } else {
+        fd = fileio_open_beneath(j->dirfd, dir, O_RDONLY | O_DIRECTORY, 0);
+        if (fd < 0)
+            return fd;
+    }
     if (fsync(fd) < 0)
         rc = -errno;
     (void)close(fd); /* read-only */
@@ -341,10 +347,18 @@ int journal_open(struct journal *j, int dirfd, const char *path,
         return -ENAMETOOLONG;
     snprintf(j->path, sizeof(j->path), "%s", path);
     j->dirfd = dirfd;
-    j->fd = openat(dirfd, path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    j->fd = fileio_open_beneath(dirfd, path, O_RDWR | O_CREAT | O_NONBLOCK, 0600);
     if (j->fd < 0) {
-        rc = -errno;
+        rc = j->fd;
         goto fail;
+    }
+    {
+        struct stat st;
+
+        if (fstat(j->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+            rc = -EINVAL; /* a FIFO or device is nothing we wrote */
+            goto fail;
+        }
     }
     rc = read_whole(j->fd, &image, &len);
     if (rc == -ENOMEM)
@@ -444,9 +458,9 @@ static int journal_compact(struct journal *j)
                              last ? j->state : NULL);
         chunk += n;
     } while (chunk < j->nhashes);
-    fd = openat(j->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    fd = fileio_open_beneath(j->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) {
-        rc = -errno;
+        rc = fd;
         goto out;
     }
     rc = write_all(fd, image, pos, 0);

@@ -22,7 +22,7 @@ uint8_t *link_buf_get(void)
     struct pooled *p = pool;
 
     if (p == NULL)
-        return malloc(PROTO_MAX_PAYLOAD);
+        return malloc(SEAL_MAX_BODY);
     pool = p->next;
     pool_len--;
     return (uint8_t *)p;
@@ -92,6 +92,8 @@ static void on_handle_closed(uv_handle_t *h)
     if (l->payload != l->ctrl)
         link_buf_release(l->payload);
     l->payload = NULL;
+    seal_wipe(&l->tx_seal);
+    seal_wipe(&l->rx_seal);
     l->state = LINK_CLOSED;
     l->ops->on_close(l, l->close_err);
 }
@@ -156,36 +158,62 @@ static int queue_write(struct link *l, struct link_write *w, uv_buf_t *bufs, uns
     return 0;
 }
 
+/* Seals in place when keys exist; returns where the bytes to write start
+ * and sets *len to how many there are. */
+static uint8_t *seal_if_keyed(struct link *l, uint8_t *rec, size_t frame_len, size_t *len,
+                              int *rc)
+{
+    *rc = 0;
+    if (!l->tx_sealed) {
+        *len = frame_len;
+        return rec + SEAL_HDR_LEN;
+    }
+    *rc = seal_close(&l->tx_seal, rec, frame_len);
+    if (*rc < 0)
+        return NULL;
+    *len = (size_t)*rc;
+    *rc = 0;
+    return rec;
+}
+
 int link_send(struct link *l, const struct proto_frame *f)
 {
     struct link_write *w;
     uv_buf_t buf;
+    uint8_t *start;
+    size_t len = 0;
     int n;
     int rc;
 
     if (l->state != LINK_OPEN)
         return UV_ECANCELED;
-    w = calloc(1, sizeof(*w) + PROTO_HDR_LEN + PROTO_MAX_CONTROL);
+    w = calloc(1, sizeof(*w) + SEAL_HDR_LEN + PROTO_HDR_LEN + PROTO_MAX_CONTROL + SEAL_TAG_LEN);
     if (w == NULL)
         return UV_ENOMEM;
-    n = proto_encode(f, w->bytes, PROTO_HDR_LEN + PROTO_MAX_CONTROL);
+    n = proto_encode(f, w->bytes + SEAL_HDR_LEN, PROTO_HDR_LEN + PROTO_MAX_CONTROL);
     if (n < 0) {
         free(w);
         return n;
     }
-    w->len = (size_t)n;
-    buf = uv_buf_init((char *)w->bytes, (unsigned)n);
+    start = seal_if_keyed(l, w->bytes, (size_t)n, &len, &rc);
+    if (rc < 0) {
+        free(w);
+        return rc;
+    }
+    w->len = len;
+    buf = uv_buf_init((char *)start, (unsigned)len);
     rc = queue_write(l, w, &buf, 1);
     if (rc < 0)
         free(w);
     return rc;
 }
 
-int link_send_data(struct link *l, const uint8_t *prefix, const uint8_t *data, size_t len,
-                   void *ctx)
+int link_send_data(struct link *l, uint8_t *rec, size_t frame_len, void *ctx)
 {
     struct link_write *w;
-    uv_buf_t bufs[2];
+    uv_buf_t buf;
+    uint8_t *start;
+    size_t len = 0;
     int rc;
 
     if (l->state != LINK_OPEN)
@@ -193,15 +221,36 @@ int link_send_data(struct link *l, const uint8_t *prefix, const uint8_t *data, s
     w = calloc(1, sizeof(*w));
     if (w == NULL)
         return UV_ENOMEM;
+    start = seal_if_keyed(l, rec, frame_len, &len, &rc);
+    if (rc < 0) {
+        free(w);
+        return rc;
+    }
     w->is_data = 1;
     w->ctx = ctx;
-    w->len = PROTO_DATA_PREFIX_LEN + len;
-    bufs[0] = uv_buf_init((char *)prefix, PROTO_DATA_PREFIX_LEN);
-    bufs[1] = uv_buf_init((char *)data, (unsigned)len);
-    rc = queue_write(l, w, bufs, 2);
+    w->len = len;
+    buf = uv_buf_init((char *)start, (unsigned)len);
+    rc = queue_write(l, w, &buf, 1);
     if (rc < 0)
         free(w);
     return rc;
+}
+
+int link_seal_tx(struct link *l, uint16_t cipher, const uint8_t key[32])
+{
+    if (seal_init(&l->tx_seal, cipher, key) < 0)
+        return -1;
+    l->tx_sealed = 1;
+    return 0;
+}
+
+int link_seal_rx(struct link *l, uint16_t cipher, const uint8_t key[32], int crossing_ok)
+{
+    if (seal_init(&l->rx_seal, cipher, key) < 0)
+        return -1;
+    l->rx_sealed = 1;
+    l->rx_opened_one = !crossing_ok;
+    return 0;
 }
 
 void link_fail(struct link *l, int err, uint16_t code, const char *text)
@@ -229,23 +278,51 @@ static void reset_frame(struct link *l)
     l->hdr_got = 0;
     l->payload = NULL;
     l->payload_got = 0;
+    l->cur_sealed = 0;
+    l->cur_len = 0;
 }
 
-/* A whole frame is in l->payload: decode it and hand it to the owner. */
+/* Opens a sealed record in l->payload; on return l->cur describes the frame
+ * inside and *payload points at its payload. */
+static int open_record(struct link *l, const uint8_t **payload)
+{
+    int n = seal_open(&l->rx_seal, l->hdr, l->payload, l->cur_len);
+    int rc;
+
+    if (n < 0)
+        return n;
+    l->rx_opened_one = 1;
+    rc = proto_decode_header(l->payload, (size_t)n, &l->cur);
+    if (rc < 0)
+        return rc;
+    if (l->cur.len != (size_t)n - PROTO_HDR_LEN)
+        return XFER_EPROTO; /* one frame per record, exactly */
+    *payload = l->payload + PROTO_HDR_LEN;
+    return 0;
+}
+
+/* A whole frame or record is in l->payload: decode it and hand it on. */
 static int dispatch(struct link *l)
 {
     struct proto_frame f;
-    uint8_t *data_buf = NULL;
-    int rc = proto_decode_payload(l->cur.type, l->payload, l->cur.len, &f);
+    const uint8_t *payload = l->payload;
+    uint8_t *buf = l->payload != l->ctrl ? l->payload : NULL;
+    int rc = 0;
 
-    if (l->cur.type == PROTO_DATA)
-        data_buf = l->payload;
+    if (l->cur_sealed)
+        rc = open_record(l, &payload);
+    if (rc == 0)
+        rc = proto_decode_payload(l->cur.type, payload, l->cur.len, &f);
     reset_frame(l);
     if (rc < 0) {
-        link_buf_release(data_buf);
+        link_buf_release(buf);
         return rc;
     }
-    return l->ops->on_frame(l, &f, data_buf);
+    if (f.type != PROTO_DATA) {
+        link_buf_release(buf); /* control frames were copied out by the decoder */
+        buf = NULL;
+    }
+    return l->ops->on_frame(l, &f, buf);
 }
 
 static void fail_decode(struct link *l, int rc)
@@ -263,19 +340,34 @@ static void fail_decode(struct link *l, int rc)
 
 static int take_header(struct link *l)
 {
-    int rc = proto_decode_header(l->hdr, PROTO_HDR_LEN, &l->cur);
+    int rc;
 
+    l->payload_got = 0;
+    if (l->hdr[4] == SEAL_RECORD_TYPE) {
+        if (!l->rx_sealed)
+            return XFER_EPROTO; /* no keys yet: nothing sealed can be valid */
+        rc = seal_parse_header(l->hdr);
+        if (rc < 0)
+            return rc;
+        l->cur_sealed = 1;
+        l->cur_len = (size_t)rc;
+        /* Only now, with the length checked against SEAL_MAX_BODY. */
+        l->payload = link_buf_get();
+        return l->payload != NULL ? 0 : UV_ENOMEM;
+    }
+    rc = proto_decode_header(l->hdr, PROTO_HDR_LEN, &l->cur);
     if (rc < 0)
         return rc;
-    l->payload_got = 0;
-    if (l->cur.type == PROTO_DATA) {
-        /* Only now, with the length checked against PROTO_MAX_PAYLOAD. */
-        l->payload = link_buf_get();
-        if (l->payload == NULL)
-            return UV_ENOMEM;
-    } else {
-        l->payload = l->ctrl;
-    }
+    /* Before keys, no frame may make us allocate (DATA is never clear).
+     * After them, a clear frame is a forgery, but for a PING or ERROR the
+     * peer sent before it switched: only until its first sealed record. */
+    if (l->cur.type == PROTO_DATA)
+        return XFER_EPROTO;
+    if (l->rx_sealed &&
+        (l->rx_opened_one || (l->cur.type != PROTO_PING && l->cur.type != PROTO_ERROR)))
+        return XFER_EPROTO;
+    l->cur_len = l->cur.len;
+    l->payload = l->ctrl;
     return 0;
 }
 
@@ -288,7 +380,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         *buf = uv_buf_init((char *)l->hdr + l->hdr_got, (unsigned)(PROTO_HDR_LEN - l->hdr_got));
     else
         *buf = uv_buf_init((char *)l->payload + l->payload_got,
-                           (unsigned)(l->cur.len - l->payload_got));
+                           (unsigned)(l->cur_len - l->payload_got));
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -317,10 +409,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     } else {
         l->payload_got += (size_t)nread;
     }
-    if (l->payload_got < l->cur.len)
+    if (l->payload_got < l->cur_len)
         return;
     rc = dispatch(l);
-    if (rc == XFER_EPROTO || rc == XFER_ETOOBIG || rc == XFER_EMAGIC || rc == XFER_EVERSION)
+    if (rc == XFER_ECORRUPT)
+        link_close(l, rc); /* forged or damaged record: nothing to say to its sender */
+    else if (rc == XFER_EPROTO || rc == XFER_ETOOBIG || rc == XFER_EMAGIC || rc == XFER_EVERSION)
         fail_decode(l, rc);
     else if (rc < 0)
         link_close(l, rc);

@@ -1,10 +1,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "xfer/auth.h"
 #include "xfer/cli.h"
+#include "xfer/proto.h"
 #include "xfer/receiver.h"
 #include "xfer/report.h"
+#include "xfer/secret.h"
 #include "xfer/sender.h"
 
 #ifndef XFER_VERSION
@@ -15,6 +19,9 @@ int main(int argc, char **argv)
 {
     struct cli_opts o;
     char err[512];
+    char secret[SECRET_MAX_LEN + 1];
+    struct auth_psk psk;
+    int generated = 0;
     int code;
 
     /* A peer that vanishes mid-write must be an error code, not a signal. */
@@ -25,20 +32,30 @@ int main(int argc, char **argv)
         return code;
     }
     report_set_quiet(o.quiet);
-    switch (o.command) {
-    case CLI_HELP:
+    if (o.command == CLI_HELP) {
         fputs(cli_usage, stdout);
         return 0;
-    case CLI_VERSION:
-        printf("xfer %s (protocol 1)\n", XFER_VERSION);
-        return 0;
-    case CLI_RECV:
-        return receiver_run(&o);
-    case CLI_SEND:
-        code = sender_run(&o);
-        free(o.files);
-        return code;
-    default:
-        return XFER_EXIT_USAGE;
     }
+    if (o.command == CLI_VERSION) {
+        printf("xfer %s (protocol %d)\n", XFER_VERSION, PROTO_VERSION);
+        return 0;
+    }
+    if (auth_init() < 0) {
+        fprintf(stderr, "xfer: error: libsodium cannot be initialised\n");
+        return XFER_EXIT_INTERNAL;
+    }
+    code = secret_load(&o, secret, sizeof(secret), &generated, err, sizeof(err));
+    if (code == XFER_EXIT_OK) {
+        auth_psk_from_secret(&psk, secret, strlen(secret));
+        if (o.command == CLI_RECV)
+            code = receiver_run(&o, &psk, generated ? secret : NULL);
+        else
+            code = sender_run(&o, &psk);
+    } else {
+        fprintf(stderr, "xfer: error: %s\n", err);
+    }
+    auth_wipe(secret, sizeof(secret));
+    auth_wipe(&psk, sizeof(psk));
+    free(o.files);
+    return code;
 }

@@ -127,12 +127,27 @@ static int decode_fields(uint8_t type, struct buf_reader *r, struct proto_frame 
         if (rc < 0)
             return rc;
         if (buf_get_bytes(r, f->u.hello.session_id, PROTO_SESSION_ID_LEN) < 0 ||
-            buf_get_u32(r, &f->u.hello.file_count) < 0)
+            buf_get_u16(r, &f->u.hello.ciphers) < 0 ||
+            buf_get_bytes(r, f->u.hello.pk, PROTO_KEY_LEN) < 0 ||
+            buf_get_bytes(r, f->u.hello.nonce, PROTO_KEY_LEN) < 0)
             return XFER_EPROTO;
         return 0;
     }
-    case PROTO_WELCOME:
-        return get_magic_version(r, &f->u.welcome.version, &f->u.welcome.flags);
+    case PROTO_WELCOME: {
+        int rc = get_magic_version(r, &f->u.welcome.version, &f->u.welcome.flags);
+
+        if (rc < 0)
+            return rc;
+        if (buf_get_u16(r, &f->u.welcome.cipher) < 0 ||
+            buf_get_bytes(r, f->u.welcome.pk, PROTO_KEY_LEN) < 0 ||
+            buf_get_bytes(r, f->u.welcome.nonce, PROTO_KEY_LEN) < 0)
+            return XFER_EPROTO;
+        return 0;
+    }
+    case PROTO_AUTH:
+        if (buf_get_bytes(r, f->u.auth.tag, PROTO_KEY_LEN) < 0)
+            return XFER_EPROTO;
+        return 0;
     case PROTO_OFFER:
         return get_offer(r, f);
     case PROTO_ACCEPT:
@@ -233,6 +248,17 @@ static int put_hash128(struct buf_writer *w, const struct proto_hash128 *h)
     return rc;
 }
 
+static int put_magic_version(struct buf_writer *w, uint16_t version, uint16_t flags)
+{
+    int rc = buf_put_u32(w, PROTO_MAGIC);
+
+    if (rc == 0)
+        rc = buf_put_u16(w, version);
+    if (rc == 0)
+        rc = buf_put_u16(w, flags);
+    return rc;
+}
+
 static int put_epoch_offset(struct buf_writer *w, uint32_t epoch, uint64_t offset)
 {
     int rc = buf_put_u32(w, epoch);
@@ -248,23 +274,27 @@ static int encode_fields(const struct proto_frame *f, struct buf_writer *w)
 
     switch (f->type) {
     case PROTO_HELLO:
-        rc = buf_put_u32(w, PROTO_MAGIC);
-        if (rc == 0)
-            rc = buf_put_u16(w, f->u.hello.version);
-        if (rc == 0)
-            rc = buf_put_u16(w, f->u.hello.flags);
+        rc = put_magic_version(w, f->u.hello.version, f->u.hello.flags);
         if (rc == 0)
             rc = buf_put_bytes(w, f->u.hello.session_id, PROTO_SESSION_ID_LEN);
         if (rc == 0)
-            rc = buf_put_u32(w, f->u.hello.file_count);
+            rc = buf_put_u16(w, f->u.hello.ciphers);
+        if (rc == 0)
+            rc = buf_put_bytes(w, f->u.hello.pk, PROTO_KEY_LEN);
+        if (rc == 0)
+            rc = buf_put_bytes(w, f->u.hello.nonce, PROTO_KEY_LEN);
         return rc;
     case PROTO_WELCOME:
-        rc = buf_put_u32(w, PROTO_MAGIC);
+        rc = put_magic_version(w, f->u.welcome.version, f->u.welcome.flags);
         if (rc == 0)
-            rc = buf_put_u16(w, f->u.welcome.version);
+            rc = buf_put_u16(w, f->u.welcome.cipher);
         if (rc == 0)
-            rc = buf_put_u16(w, f->u.welcome.flags);
+            rc = buf_put_bytes(w, f->u.welcome.pk, PROTO_KEY_LEN);
+        if (rc == 0)
+            rc = buf_put_bytes(w, f->u.welcome.nonce, PROTO_KEY_LEN);
         return rc;
+    case PROTO_AUTH:
+        return buf_put_bytes(w, f->u.auth.tag, PROTO_KEY_LEN);
     case PROTO_OFFER:
         if (f->u.offer.name_len > PROTO_MAX_NAME)
             return XFER_ETOOBIG;
@@ -365,7 +395,7 @@ const char *proto_type_name(uint8_t type)
 {
     static const char *const names[] = {
         "?",   "HELLO", "WELCOME", "OFFER", "ACCEPT", "COMPLETE",  "REFUSE", "NEED_HASH", "FILE_HASH",
-        "DATA", "ACK",  "REWIND",  "END",   "COMMITTED", "PING", "ERROR",  "BYE"};
+        "DATA", "ACK",  "REWIND",  "END",   "COMMITTED", "PING", "ERROR",  "BYE", "AUTH"};
 
     if (type > PROTO_TYPE_MAX)
         return "?";
@@ -380,7 +410,7 @@ const char *proto_code_text(uint16_t code)
     case PROTO_EXISTS:
         return "a different file with that name exists";
     case PROTO_BUSY:
-        return "another sender is transferring that name";
+        return "receiver busy";
     case PROTO_NO_SPACE:
         return "not enough space";
     case PROTO_BAD_NAME:
@@ -399,6 +429,8 @@ const char *proto_code_text(uint16_t code)
         return "peer went silent";
     case PROTO_SHUTDOWN:
         return "receiver shutting down";
+    case PROTO_AUTH_FAILED:
+        return "authentication failed";
     default:
         return "unknown reason";
     }

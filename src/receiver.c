@@ -14,8 +14,10 @@
 #include <uv.h>
 #include <xxhash.h>
 
+#include "xfer/auth.h"
 #include "xfer/err.h"
 #include "xfer/fileio.h"
+#include "xfer/guard.h"
 #include "xfer/journal.h"
 #include "xfer/link.h"
 #include "xfer/name.h"
@@ -30,7 +32,7 @@
 #define ACK_BYTES (8u * PROTO_CHUNK_SIZE)
 #define ACK_INTERVAL_MS 250
 #define VERIFY_BATCH 8
-/* A connection must say HELLO within this long. */
+/* A connection must finish its handshake within this long of being accepted. */
 #define HELLO_DEADLINE_MS 10000
 
 struct receiver;
@@ -38,6 +40,7 @@ struct conn;
 
 enum conn_state {
     CONN_HELLO,     /* waiting for HELLO */
+    CONN_AUTH,      /* WELCOME sent; waiting for the sender's proof */
     CONN_IDLE,      /* waiting for OFFER or BYE */
     CONN_OPENING,   /* open job in flight for the offered file */
     CONN_CHECKING,  /* same-size file exists: comparing whole-file hashes */
@@ -58,11 +61,12 @@ struct rfile {
     struct rfile *next;
     struct conn *owner;
     char name[PROTO_MAX_NAME + 1];
-    char part_path[NAME_KEY_LEN + 16];
-    char journal_path[NAME_KEY_LEN + 16];
+    char part_path[NAME_KEY_LEN + 16];    /* relative to xfd */
+    char journal_path[NAME_KEY_LEN + 16]; /* relative to xfd */
     struct journal_identity id;
     uint32_t mode;
     int fd;
+    int xfd; /* --dir/.xfer, opened without following links */
     struct journal j;
     int resumed;
     uint32_t epoch;
@@ -87,6 +91,7 @@ struct rfile {
     uint64_t verify_end;
     uint64_t *verify_hashes;
     XXH3_state_t *verify_state; /* hash of [0, verify_next * chunk) as read back */
+    struct proto_hash128 resume_digest; /* the journal's hash of the resumed prefix */
     int rewind_pending;         /* damage found: rewind once jobs are idle */
     int resync;                 /* an unexpected DATA frame: rewind once writes land */
     int end_received;
@@ -106,6 +111,10 @@ struct conn {
     struct receiver *rx;
     enum conn_state state;
     uint8_t session_id[PROTO_SESSION_ID_LEN];
+    struct auth_keys keys; /* until the sender's proof is checked */
+    struct guard_addr addr;
+    int guarded; /* counted by the guard as not yet authenticated */
+    uint16_t cipher;
     char peer[80];
     struct rfile *file;
     int jobs;        /* threadpool jobs that still point at this conn */
@@ -118,6 +127,10 @@ struct conn {
 struct receiver {
     uv_loop_t *loop;
     const struct cli_opts *opts;
+    const struct auth_psk *psk;
+    struct guard guard;
+    uint64_t last_guard_report;
+    const char *generated_secret; /* to print with the sender's command */
     uv_tcp_t listeners[2]; /* IPv4 and IPv6, or the one --bind names */
     int listening[2];
     uv_timer_t ticker;
@@ -201,6 +214,8 @@ static void file_release(struct receiver *rx, struct rfile *f)
     if (f->fd >= 0)
         (void)close(f->fd); /* durability was handled by sync and commit */
     journal_close(&f->j);
+    if (f->xfd >= 0)
+        (void)close(f->xfd); /* a directory, read-only */
     if (f->state != NULL)
         XXH3_freeState(f->state);
     if (f->snap != NULL)
@@ -220,6 +235,7 @@ static struct rfile *file_new(struct receiver *rx, struct conn *c, const struct 
     if (f == NULL)
         return NULL;
     f->fd = -1;
+    f->xfd = -1;
     journal_init(&f->j);
     f->state = fileio_hash_state_new();
     f->snap = fileio_hash_state_new();
@@ -231,8 +247,8 @@ static struct rfile *file_new(struct receiver *rx, struct conn *c, const struct 
     f->owner = c;
     memcpy(f->name, fr->u.offer.name, (size_t)fr->u.offer.name_len + 1);
     name_state_key(f->name, key);
-    snprintf(f->part_path, sizeof(f->part_path), "%s/%s.part", NAME_STATE_DIR, key);
-    snprintf(f->journal_path, sizeof(f->journal_path), "%s/%s.journal", NAME_STATE_DIR, key);
+    snprintf(f->part_path, sizeof(f->part_path), "%s.part", key);
+    snprintf(f->journal_path, sizeof(f->journal_path), "%s.journal", key);
     f->id.size = fr->u.offer.size;
     f->id.mtime_sec = fr->u.offer.mtime_sec;
     f->id.mtime_nsec = fr->u.offer.mtime_nsec;
@@ -264,6 +280,9 @@ static void conn_try_free(struct conn *c)
 
     if (!c->link_closed || c->jobs > 0)
         return;
+    if (c->guarded)
+        guard_release(&rx->guard, &c->addr);
+    auth_wipe(&c->keys, sizeof(c->keys));
     file_release(rx, c->file);
     c->file = NULL;
     for (pp = &rx->conns; *pp != NULL; pp = &(*pp)->next) {
@@ -372,19 +391,74 @@ struct open_job {
 
 /* New entries in .xfer must survive a power cut along with the data the
  * journal vouches for. */
-static int sync_state_dir(int dirfd)
+static int sync_state_dir(int xfd, int dirfd)
 {
-    int fd = openat(dirfd, NAME_STATE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    int rc = 0;
-
-    if (fd < 0)
+    if (fsync(xfd) < 0 || fsync(dirfd) < 0)
         return -errno;
-    if (fsync(fd) < 0)
-        rc = -errno;
-    (void)close(fd); /* read-only */
-    if (rc == 0 && fsync(dirfd) < 0)
-        rc = -errno;
-    return rc;
+    return 0;
+}
+
+/* --dir/.xfer, created if needed, held by descriptor from here on: a link
+ * planted in its place, or anywhere below it, is refused, never followed. */
+static int open_state_dir(int dirfd)
+{
+    struct stat st;
+    int fd;
+
+    if (mkdirat(dirfd, NAME_STATE_DIR, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    fd = fileio_open_beneath(dirfd, NAME_STATE_DIR, O_RDONLY | O_DIRECTORY, 0);
+    if (fd < 0)
+        return fd;
+    /* One made in advance by someone else could be used to swap partials
+     * and journals under us: it must be ours, and closed to others. */
+    if (fstat(fd, &st) < 0 || st.st_uid != geteuid()) {
+        (void)close(fd); /* a directory, read-only */
+        return -EPERM;
+    }
+    if ((st.st_mode & 077) != 0 && fchmod(fd, 0700) < 0) {
+        int rc = -errno;
+
+        (void)close(fd); /* a directory, read-only */
+        return rc;
+    }
+    return fd;
+}
+
+/* The partial: reopened when the journal vouches for it, else created
+ * anew with O_EXCL after removing whatever held the name. */
+static int open_part_file(struct rfile *f)
+{
+    struct stat st;
+    int fd = -ENOENT;
+    int rc;
+
+    if (f->resumed) {
+        fd = fileio_open_beneath(f->xfd, f->part_path, O_RDWR, 0);
+        if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+            (void)close(fd); /* not a file we wrote */
+            fd = -EINVAL;
+        }
+        if (fd >= 0) {
+            f->fd = fd;
+            return 0;
+        }
+        /* A link or something else in the partial's place, or no partial:
+         * whatever the journal vouched for is gone; start over. */
+        rc = journal_reset(&f->j);
+        if (rc < 0)
+            return rc;
+        f->resumed = 0;
+    }
+    {
+        if (unlinkat(f->xfd, f->part_path, 0) < 0 && errno != ENOENT)
+            return -errno;
+        fd = fileio_open_beneath(f->xfd, f->part_path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    }
+    if (fd < 0)
+        return fd;
+    f->fd = fd;
+    return 0;
 }
 
 static int open_partial(struct open_job *oj)
@@ -393,20 +467,27 @@ static int open_partial(struct open_job *oj)
     struct statvfs vfs;
     int rc;
 
-    if (mkdirat(oj->dirfd, NAME_STATE_DIR, 0700) < 0 && errno != EEXIST)
-        return -errno;
-    rc = journal_open(&f->j, oj->dirfd, f->journal_path, &f->id, &f->resumed);
+    f->xfd = open_state_dir(oj->dirfd);
+    if (f->xfd < 0)
+        return f->xfd;
+    rc = journal_open(&f->j, f->xfd, f->journal_path, &f->id, &f->resumed);
+    if (rc == -ELOOP || rc == -EINVAL) {
+        /* A link or a non-file in the journal's place: not ours, so it
+         * vouches for nothing. Remove the name (never what it points to)
+         * and start the file over. */
+        if (unlinkat(f->xfd, f->journal_path, 0) < 0)
+            return -errno;
+        rc = journal_open(&f->j, f->xfd, f->journal_path, &f->id, &f->resumed);
+    }
     if (rc < 0)
         return rc;
-    f->fd = openat(oj->dirfd, f->part_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (f->fd < 0)
-        return -errno;
+    rc = open_part_file(f);
+    if (rc < 0)
+        return rc;
     if (f->resumed) {
         XXH3_copyState(f->state, f->j.state);
         XXH3_copyState(f->snap, f->state);
         f->written = f->j.confirmed;
-    } else if (ftruncate(f->fd, 0) < 0) {
-        return -errno;
     }
     f->confirmed = f->written;
     f->rx_next = f->written;
@@ -423,14 +504,14 @@ static int open_partial(struct open_job *oj)
                      need, have);
             if (!f->resumed) {
                 /* Nothing worth keeping: leave no trace of the attempt. */
-                (void)unlinkat(oj->dirfd, f->part_path, 0);
-                (void)unlinkat(oj->dirfd, f->journal_path, 0);
+                (void)unlinkat(f->xfd, f->part_path, 0);
+                (void)unlinkat(f->xfd, f->journal_path, 0);
                 (void)unlinkat(oj->dirfd, NAME_STATE_DIR, AT_REMOVEDIR);
             }
             return 0;
         }
     }
-    return sync_state_dir(oj->dirfd);
+    return sync_state_dir(f->xfd, oj->dirfd);
 }
 
 static void open_work(uv_work_t *req)
@@ -493,8 +574,19 @@ static void open_done(uv_work_t *req, int status)
     if (rc < 0) {
         char text[PROTO_MAX_TEXT];
 
-        snprintf(text, sizeof(text), "receiver cannot store %s: %s", c->file->name,
-                 xfer_strerror(rc));
+        if (rc == -EPERM)
+            snprintf(text, sizeof(text),
+                     "receiver cannot store %s: its directory's .xfer belongs to another user; "
+                     "the receiver's owner should remove it",
+                     c->file->name);
+        else if (rc == -ELOOP || rc == -EXDEV)
+            snprintf(text, sizeof(text),
+                     "receiver cannot store %s: a symbolic link is in the way under its "
+                     "directory (at .xfer), and links are never followed",
+                     c->file->name);
+        else
+            snprintf(text, sizeof(text), "receiver cannot store %s: %s", c->file->name,
+                     xfer_strerror(rc));
         refuse_file(c, rc == -ENOSPC ? PROTO_NO_SPACE : PROTO_IO, text);
     } else if (oj->result == OPEN_REFUSE) {
         refuse_file(c, oj->code, oj->text);
@@ -544,9 +636,14 @@ static void check_work(uv_work_t *req)
     cj->jb.rc = -ENOMEM;
     if (st == NULL || buf == NULL || XXH3_128bits_reset(st) != XXH_OK)
         goto out;
-    fd = openat(cj->dirfd, cj->jb.f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0 || fstat(fd, &sb) < 0) {
-        cj->jb.rc = -errno;
+    /* O_NONBLOCK: a FIFO swapped in under the name must not hang a thread. */
+    fd = fileio_open_beneath(cj->dirfd, cj->jb.f->name, O_RDONLY | O_NONBLOCK, 0);
+    if (fd < 0) {
+        cj->jb.rc = fd;
+        goto out;
+    }
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        cj->jb.rc = -EINVAL;
         goto out;
     }
     cj->jb.rc = fileio_hash_range(fd, 0, (uint64_t)sb.st_size, st, buf, PROTO_CHUNK_SIZE);
@@ -928,10 +1025,25 @@ static void verify_done(uv_work_t *req, int status)
         return;
     }
     free(vj);
-    if (f->verify_next >= f->verify_end)
-        f->verify_done = 1;
-    else
+    if (f->verify_next < f->verify_end) {
         start_verify(c);
+        return;
+    }
+    /* Every chunk matched its journal hash; the prefix as a whole must also
+     * match the journal's hash state, which the file's final hash continues
+     * from. If not, partial and journal were changed together: start over. */
+    {
+        XXH128_hash_t h = XXH3_128bits_digest(f->verify_state);
+
+        if (h.high64 != f->resume_digest.high || h.low64 != f->resume_digest.low) {
+            f->verify_next = 0;
+            (void)XXH3_128bits_reset(f->verify_state); /* cannot fail on a valid state */
+            f->rewind_pending = 1;
+            drop_queue(f);
+        } else {
+            f->verify_done = 1;
+        }
+    }
     pump(c);
 }
 
@@ -982,27 +1094,27 @@ static void commit_work(uv_work_t *req)
     /* RENAME_NOREPLACE: a file that appeared under the name meanwhile is not
      * silently replaced. */
     if (cj->overwrite) {
-        if (renameat(cj->dirfd, f->part_path, cj->dirfd, f->name) < 0) {
+        if (renameat(f->xfd, f->part_path, cj->dirfd, f->name) < 0) {
             cj->jb.rc = -errno;
             return;
         }
-    } else if (renameat2(cj->dirfd, f->part_path, cj->dirfd, f->name, RENAME_NOREPLACE) < 0) {
+    } else if (renameat2(f->xfd, f->part_path, cj->dirfd, f->name, RENAME_NOREPLACE) < 0) {
         /* Filesystems without RENAME_NOREPLACE: link() also refuses to
          * replace, and the partial's name is then dropped. */
         if (errno != EINVAL && errno != ENOSYS) {
             cj->jb.rc = -errno;
             return;
         }
-        if (linkat(cj->dirfd, f->part_path, cj->dirfd, f->name, 0) < 0) {
+        if (linkat(f->xfd, f->part_path, cj->dirfd, f->name, 0) < 0) {
             cj->jb.rc = -errno;
             return;
         }
-        (void)unlinkat(cj->dirfd, f->part_path, 0); /* the data is safe under its name */
+        (void)unlinkat(f->xfd, f->part_path, 0); /* the data is safe under its name */
     }
     if (fsync(cj->dirfd) < 0)
         rc = -errno;
     /* The data is safe under its name; the journal is now only clutter. */
-    (void)unlinkat(cj->dirfd, f->journal_path, 0);
+    (void)unlinkat(f->xfd, f->journal_path, 0);
     (void)unlinkat(cj->dirfd, NAME_STATE_DIR, AT_REMOVEDIR); /* fails while others use it */
     cj->jb.rc = rc;
 }
@@ -1181,6 +1293,12 @@ static void conn_accept_file(struct conn *c)
         }
         /* A copy: the sync job may grow the journal's list meanwhile. */
         memcpy(f->verify_hashes, f->j.hashes, f->verify_end * sizeof(uint64_t));
+        {
+            XXH128_hash_t h = XXH3_128bits_digest(f->snap);
+
+            f->resume_digest.high = h.high64;
+            f->resume_digest.low = h.low64;
+        }
         start_verify(c);
     } else {
         report_info("receiving %s (%s) from %s", escaped(f->name), size, c->peer);
@@ -1190,14 +1308,84 @@ static void conn_accept_file(struct conn *c)
     send_epoch_offset(c, PROTO_ACCEPT, f->epoch, f->written);
 }
 
+/* Our half of the key exchange. No proof yet: the sender proves first, so a
+ * stranger who merely connects learns nothing to guess the secret against. */
 static int on_hello(struct conn *c, const struct proto_frame *fr)
 {
     struct proto_frame w = {.type = PROTO_WELCOME};
+    struct auth_ephemeral eph;
+    struct auth_transcript t;
+    int rc;
 
+    memset(&t, 0, sizeof(t));
     memcpy(c->session_id, fr->u.hello.session_id, PROTO_SESSION_ID_LEN);
+    c->cipher = auth_choose_cipher(fr->u.hello.ciphers);
+    if (c->cipher == 0) {
+        link_fail(&c->link, XFER_EPROTO, PROTO_PROTOCOL, "no cipher in common");
+        return 0;
+    }
+    if (auth_ephemeral_new(&eph) < 0)
+        return UV_EINVAL;
+    t.client_flags = fr->u.hello.flags;
+    memcpy(t.client_pk, fr->u.hello.pk, sizeof(t.client_pk));
+    memcpy(t.client_nonce, fr->u.hello.nonce, sizeof(t.client_nonce));
+    memcpy(t.session_id, fr->u.hello.session_id, sizeof(t.session_id));
+    t.client_ciphers = fr->u.hello.ciphers;
+    memcpy(t.server_pk, eph.pk, sizeof(t.server_pk));
+    memcpy(t.server_nonce, eph.nonce, sizeof(t.server_nonce));
+    t.cipher = c->cipher;
+    rc = auth_server_keys(&c->keys, c->rx->psk, &eph, &t);
+    auth_wipe(&eph.sk, sizeof(eph.sk));
+    if (rc < 0) {
+        link_fail(&c->link, XFER_EPROTO, PROTO_PROTOCOL, "unusable public key");
+        return 0;
+    }
     w.u.welcome.version = PROTO_VERSION;
-    c->state = CONN_IDLE;
+    w.u.welcome.cipher = c->cipher;
+    memcpy(w.u.welcome.pk, eph.pk, PROTO_KEY_LEN);
+    memcpy(w.u.welcome.nonce, eph.nonce, PROTO_KEY_LEN);
+    c->state = CONN_AUTH;
     return link_send(&c->link, &w);
+}
+
+/* The sender's proof: one guess per connection, compared in constant time
+ * before any frame about a file is even parsed; then ours, and from there
+ * on everything is sealed. */
+static int on_auth(struct conn *c, const struct proto_frame *fr)
+{
+    struct receiver *rx = c->rx;
+    struct proto_frame mine = {.type = PROTO_AUTH};
+    uint64_t now = uv_now(rx->loop);
+    uint64_t retry_ms = 0;
+    char text[160];
+    int rc = 0;
+
+    if (guard_locked(&rx->guard, &c->addr, now, &retry_ms)) {
+        /* Locked out while this connection waited: no guess is evaluated. */
+        snprintf(text, sizeof(text),
+                 "too many failed proofs of the secret from this address; retry in %llu s",
+                 (unsigned long long)(retry_ms + 999) / 1000);
+        report_info("turned away %s: %s", c->peer, text);
+        link_fail(&c->link, XFER_EPROTO, PROTO_BUSY, text);
+    } else if (!auth_tag_equal(c->keys.client_tag, fr->u.auth.tag)) {
+        guard_auth_failed(&rx->guard, &c->addr, now);
+        report_info("refused %s: it does not hold this receiver's secret", c->peer);
+        link_fail(&c->link, XFER_EPROTO, PROTO_AUTH_FAILED,
+                  "authentication failed: the sender does not hold this receiver's secret");
+    } else {
+        memcpy(mine.u.auth.tag, c->keys.server_tag, sizeof(mine.u.auth.tag));
+        rc = link_send(&c->link, &mine); /* the last clear frame */
+        if (rc == 0 && (link_seal_tx(&c->link, c->cipher, c->keys.s2c) < 0 ||
+                        link_seal_rx(&c->link, c->cipher, c->keys.c2s, 1) < 0))
+            rc = UV_EINVAL;
+        if (rc == 0) {
+            guard_auth_succeeded(&rx->guard, &c->addr);
+            c->guarded = 0;
+            c->state = CONN_IDLE;
+        }
+    }
+    auth_wipe(&c->keys, sizeof(c->keys));
+    return rc;
 }
 
 static int on_offer(struct conn *c, const struct proto_frame *fr)
@@ -1320,6 +1508,10 @@ static int conn_on_frame(struct link *l, const struct proto_frame *fr, uint8_t *
         if (fr->type == PROTO_HELLO)
             return on_hello(c, fr);
         break;
+    case CONN_AUTH:
+        if (fr->type == PROTO_AUTH)
+            return on_auth(c, fr);
+        break;
     case CONN_IDLE:
         if (fr->type == PROTO_OFFER)
             return on_offer(c, fr);
@@ -1390,9 +1582,11 @@ static void on_ticker(uv_timer_t *t)
     uint64_t now = uv_now(rx->loop);
 
     for (struct conn *c = rx->conns; c != NULL; c = c->next) {
-        if (c->state == CONN_HELLO && now - c->accepted_ms > hello_deadline_ms() &&
-            link_is_open(&c->link)) {
-            link_fail(&c->link, XFER_ETIMEDOUT, PROTO_TIMEOUT, "no HELLO in time");
+        /* A total deadline, not a per-read one: a peer dripping a byte at a
+         * time gets no more time than a silent one. */
+        if ((c->state == CONN_HELLO || c->state == CONN_AUTH) &&
+            now - c->accepted_ms > hello_deadline_ms() && link_is_open(&c->link)) {
+            link_fail(&c->link, XFER_ETIMEDOUT, PROTO_TIMEOUT, "handshake not finished in time");
             continue;
         }
         pump(c);
@@ -1442,6 +1636,39 @@ static void on_signal(uv_signal_t *s, int signum)
     receiver_maybe_exit(rx);
 }
 
+/* Counts a new connection against the pre-authentication limits; one over
+ * them is told why and closed before it can cost anything. */
+static void admit(struct receiver *rx, struct conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    const char *why = NULL;
+    uint64_t retry_ms = 0;
+    uint64_t now = uv_now(rx->loop);
+    char text[160];
+
+    if (uv_tcp_getpeername(&c->link.tcp, (struct sockaddr *)&ss, &len) < 0 ||
+        guard_addr_from(&c->addr, &ss) < 0) {
+        link_close(&c->link, UV_ECONNABORTED);
+        return;
+    }
+    if (guard_admit(&rx->guard, &c->addr, now, &why, &retry_ms) == 0) {
+        c->guarded = 1;
+        return;
+    }
+    /* One line a second at most: a flood must not flood the log too. */
+    if (now - rx->last_guard_report >= 1000) {
+        rx->last_guard_report = now;
+        report_info("turned away %s: %s", c->peer, why);
+    }
+    if (retry_ms > 0)
+        snprintf(text, sizeof(text), "%s; retry in %llu s", why,
+                 (unsigned long long)(retry_ms + 999) / 1000);
+    else
+        snprintf(text, sizeof(text), "%s; retry later", why);
+    link_fail(&c->link, UV_ECONNREFUSED, PROTO_BUSY, text);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct receiver *rx = server->data;
@@ -1472,7 +1699,9 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     link_peer_name(&c->link, c->peer, sizeof(c->peer));
-    (void)link_init(&c->link, &conn_ops, c); /* on failure it closes itself */
+    if (link_init(&c->link, &conn_ops, c) < 0)
+        return; /* it closed itself */
+    admit(rx, c);
 }
 
 static int listen_on(struct receiver *rx, int slot, const char *addr, int v6only, char *desc,
@@ -1545,6 +1774,21 @@ static int resolve_bind(const char *arg, char *out, size_t cap)
     return rc;
 }
 
+/* With --port 0 the system picked the port: remember which. */
+static void learn_port(struct receiver *rx)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+
+    if (rx->opts->port != 0 || uv_tcp_getsockname(&rx->listeners[0], (struct sockaddr *)&ss,
+                                                   &len) < 0)
+        return;
+    if (ss.ss_family == AF_INET6)
+        ((struct cli_opts *)rx->opts)->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    else
+        ((struct cli_opts *)rx->opts)->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
 static int start_listening(struct receiver *rx)
 {
     char d4[80] = "", d6[80] = "";
@@ -1561,18 +1805,13 @@ static int start_listening(struct receiver *rx)
                          rx->opts->bind, rx->opts->port, uv_strerror(rc));
             return rc;
         }
+        learn_port(rx);
         report_info("listening on %s", d4);
         return 0;
     }
     rc4 = listen_on(rx, 0, "0.0.0.0", 0, d4, sizeof(d4));
-    if (rc4 == 0 && rx->opts->port == 0) {
-        /* An ephemeral port: make IPv6 use the same number as IPv4. */
-        struct sockaddr_in sin;
-        int len = sizeof(sin);
-
-        (void)uv_tcp_getsockname(&rx->listeners[0], (struct sockaddr *)&sin, &len);
-        ((struct cli_opts *)rx->opts)->port = ntohs(sin.sin_port);
-    }
+    if (rc4 == 0)
+        learn_port(rx); /* an ephemeral port: IPv6 then uses the same number */
     /* Either family alone is enough: hosts without IPv6 (or IPv4) exist. */
     rc6 = listen_on(rx, 1, "::", 1, d6, sizeof(d6));
     if (rc4 < 0 && rc6 < 0) {
@@ -1587,6 +1826,68 @@ static int start_listening(struct receiver *rx)
     return 0;
 }
 
+/* The address a sender should use: the --bind address, else this host's
+ * first address that is not loopback, else its name. */
+static void sender_host(const struct receiver *rx, char *out, size_t cap)
+{
+    uv_interface_address_t *ifs = NULL;
+    int n = 0;
+    const char *b = rx->opts->bind;
+
+    if (b != NULL && strcmp(b, "0.0.0.0") != 0 && strcmp(b, "::") != 0 &&
+        strcmp(b, "[::]") != 0) {
+        if (strchr(b, ':') != NULL && b[0] != '[')
+            snprintf(out, cap, "[%s]", b);
+        else
+            snprintf(out, cap, "%s", b);
+        return;
+    }
+    if (uv_interface_addresses(&ifs, &n) == 0) {
+        for (int pass = 0; pass < 2; pass++) {
+            for (int i = 0; i < n; i++) {
+                char ip[64];
+
+                if (ifs[i].is_internal)
+                    continue;
+                if (pass == 0 && ifs[i].address.address4.sin_family == AF_INET) {
+                    (void)uv_ip4_name(&ifs[i].address.address4, ip, sizeof(ip));
+                    snprintf(out, cap, "%s", ip);
+                    uv_free_interface_addresses(ifs, n);
+                    return;
+                }
+                if (pass == 1 && ifs[i].address.address6.sin6_family == AF_INET6 &&
+                    !IN6_IS_ADDR_LINKLOCAL(&ifs[i].address.address6.sin6_addr)) {
+                    (void)uv_ip6_name(&ifs[i].address.address6, ip, sizeof(ip));
+                    snprintf(out, cap, "[%s]", ip);
+                    uv_free_interface_addresses(ifs, n);
+                    return;
+                }
+            }
+        }
+        uv_free_interface_addresses(ifs, n);
+    }
+    {
+        size_t len = cap;
+
+        if (uv_os_gethostname(out, &len) != 0)
+            snprintf(out, cap, "127.0.0.1");
+    }
+}
+
+/* Printed even under -q: without it nobody can send to this receiver. */
+static void print_sender_command(const struct receiver *rx)
+{
+    char host[300];
+
+    sender_host(rx, host, sizeof(host));
+    fprintf(stderr,
+            "xfer: no secret given, so this receiver made one up; it lasts until the receiver "
+            "stops.\n"
+            "xfer: on the sending machine, run:\n"
+            "  XFER_SECRET=%s xfer send FILE %s:%u\n",
+            rx->generated_secret, host, rx->opts->port);
+}
+
 static void walk_close(uv_handle_t *h, void *arg)
 {
     (void)arg; /* only used at the very end, after an error */
@@ -1594,7 +1895,7 @@ static void walk_close(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
-int receiver_run(const struct cli_opts *o)
+int receiver_run(const struct cli_opts *o, const struct auth_psk *psk, const char *generated)
 {
     struct receiver rx;
     struct stat st;
@@ -1602,6 +1903,8 @@ int receiver_run(const struct cli_opts *o)
 
     memset(&rx, 0, sizeof(rx));
     rx.opts = o;
+    rx.psk = psk;
+    rx.generated_secret = generated;
     rx.loop = uv_default_loop();
     rx.umask = umask(0);
     umask(rx.umask);
@@ -1631,6 +1934,8 @@ int receiver_run(const struct cli_opts *o)
         (void)close(rx.dirfd);
         return XFER_EXIT_IO;
     }
+    if (rx.generated_secret != NULL)
+        print_sender_command(&rx);
     (void)uv_timer_start(&rx.ticker, on_ticker, 100, 100);
     (void)uv_signal_start(&rx.sigint, on_signal, SIGINT);
     (void)uv_signal_start(&rx.sigterm, on_signal, SIGTERM);

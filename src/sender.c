@@ -10,6 +10,7 @@
 #include <uv.h>
 #include <xxhash.h>
 
+#include "xfer/auth.h"
 #include "xfer/err.h"
 #include "xfer/fileio.h"
 #include "xfer/link.h"
@@ -34,7 +35,8 @@
 
 enum send_state {
     S_CONNECTING, /* resolving or connecting */
-    S_HELLO_SENT,
+    S_HELLO_SENT, /* waiting for WELCOME */
+    S_AUTH_SENT,  /* our proof sent; waiting for the receiver's */
     S_OFFERED,   /* OFFER sent, waiting for ACCEPT, COMPLETE, REFUSE or NEED_HASH */
     S_HASHING,   /* receiver asked for the whole-file hash */
     S_STREAMING, /* sending DATA */
@@ -68,16 +70,23 @@ struct sfile {
     uint64_t start_offset;
 };
 
+/* One DATA frame with room to seal it in place: record header, frame
+ * header and fields, the chunk, the AEAD tag. */
 struct txbuf {
     struct txbuf *next;
-    uint8_t prefix[PROTO_DATA_PREFIX_LEN];
-    uint8_t data[PROTO_CHUNK_SIZE];
+    uint8_t rec[SEAL_HDR_LEN + PROTO_DATA_PREFIX_LEN + PROTO_CHUNK_SIZE + SEAL_TAG_LEN];
 };
+
+#define TXBUF_PREFIX(b) ((b)->rec + SEAL_HDR_LEN)
+#define TXBUF_DATA(b) ((b)->rec + SEAL_HDR_LEN + PROTO_DATA_PREFIX_LEN)
 
 struct sconn {
     struct link link;
     struct sender *s;
     uv_connect_t connect;
+    struct auth_ephemeral eph; /* this connection's key exchange */
+    struct auth_keys keys;     /* until the receiver's proof is checked */
+    uint16_t cipher;
 };
 
 struct sender {
@@ -88,6 +97,7 @@ struct sender {
     int cur;
     char port_str[8];
     uint8_t session_id[PROTO_SESSION_ID_LEN];
+    const struct auth_psk *psk;
     struct sconn *conn;
     enum send_state state;
     uint64_t gen; /* bumped per connection, so stale reads are recognised */
@@ -254,7 +264,7 @@ static void start_hash(struct sender *s, struct sfile *f, uint64_t upto)
         return; /* a read in flight may still feed the hash inline */
     hj = calloc(1, sizeof(*hj));
     if (hj == NULL) {
-        report_error("out of memory hashing %s", f->path);
+        report_error("out of memory hashing %s", escaped(f->path));
         finish(s, XFER_EXIT_INTERNAL);
         return;
     }
@@ -291,7 +301,7 @@ struct read_job {
 static void read_work(uv_work_t *req)
 {
     struct read_job *rj = (struct read_job *)req;
-    int64_t n = fileio_pread(rj->f->fd, rj->buf->data, rj->len, rj->offset);
+    int64_t n = fileio_pread(rj->f->fd, TXBUF_DATA(rj->buf), rj->len, rj->offset);
 
     if (n < 0) {
         rj->rc = (int)n;
@@ -301,9 +311,9 @@ static void read_work(uv_work_t *req)
         rj->rc = -EIO; /* the source shrank */
         return;
     }
-    rj->chunk_hash = proto_chunk_hash(rj->buf->data, rj->len, rj->offset);
+    rj->chunk_hash = proto_chunk_hash(TXBUF_DATA(rj->buf), rj->len, rj->offset);
     if (rj->do_hash)
-        (void)XXH3_128bits_update(rj->f->hash, rj->buf->data, rj->len); /* fails only on NULL */
+        (void)XXH3_128bits_update(rj->f->hash, TXBUF_DATA(rj->buf), rj->len); /* fails only on NULL */
 }
 
 static void put_buf(struct sender *s, struct txbuf *b)
@@ -359,9 +369,10 @@ static void read_done(uv_work_t *req, int status)
         pump(s);
         return;
     }
-    (void)proto_encode_data_prefix(rj->buf->prefix, sizeof(rj->buf->prefix), rj->epoch,
+    (void)proto_encode_data_prefix(TXBUF_PREFIX(rj->buf), PROTO_DATA_PREFIX_LEN, rj->epoch,
                                    rj->offset, rj->chunk_hash, rj->len); /* sizes are valid */
-    if (link_send_data(&s->conn->link, rj->buf->prefix, rj->buf->data, rj->len, rj->buf) < 0)
+    if (link_send_data(&s->conn->link, rj->buf->rec, PROTO_DATA_PREFIX_LEN + rj->len, rj->buf) <
+        0)
         put_buf(s, rj->buf);
     free(rj);
     pump(s);
@@ -632,6 +643,13 @@ static int on_refuse(struct sender *s, struct sfile *f, const struct proto_frame
 static int on_error_frame(struct sender *s, const struct proto_frame *fr)
 {
     clear_progress(s);
+    if (fr->u.error.code == PROTO_AUTH_FAILED) {
+        report_error("the receiver at %s port %s refused this sender: the secrets differ; "
+                     "check XFER_SECRET or --secret-file on both sides (receiver said: %s)",
+                     s->o->host, s->port_str, escaped(fr->u.error.text));
+        finish(s, XFER_EXIT_AUTH);
+        return 0;
+    }
     if (fr->u.error.code == PROTO_VERSION_MISMATCH) {
         report_error("receiver refused the connection: %s; use the same xfer version on both "
                      "sides",
@@ -642,6 +660,65 @@ static int on_error_frame(struct sender *s, const struct proto_frame *fr)
     snprintf(s->why, sizeof(s->why), "receiver: %s (%s)", escaped(fr->u.error.text),
              proto_code_text(fr->u.error.code));
     link_close(&s->conn->link, 0);
+    return 0;
+}
+
+/* The receiver's half of the key exchange. We prove we hold the secret
+ * first; the receiver's proof comes back in AUTH. */
+static int on_welcome(struct sender *s, struct sconn *sc, const struct proto_frame *fr)
+{
+    struct proto_frame auth = {.type = PROTO_AUTH};
+    struct auth_transcript t;
+
+    memset(&t, 0, sizeof(t));
+    memcpy(t.client_pk, sc->eph.pk, sizeof(t.client_pk));
+    memcpy(t.client_nonce, sc->eph.nonce, sizeof(t.client_nonce));
+    memcpy(t.session_id, s->session_id, sizeof(t.session_id));
+    t.client_ciphers = auth_local_ciphers();
+    t.server_flags = fr->u.welcome.flags;
+    memcpy(t.server_pk, fr->u.welcome.pk, sizeof(t.server_pk));
+    memcpy(t.server_nonce, fr->u.welcome.nonce, sizeof(t.server_nonce));
+    t.cipher = fr->u.welcome.cipher;
+    if (!(t.cipher & t.client_ciphers) || (t.cipher & (t.cipher - 1)) != 0)
+        return XFER_EPROTO; /* a cipher we did not offer, or several */
+    if (auth_client_keys(&sc->keys, s->psk, &sc->eph, &t) < 0)
+        return XFER_EPROTO; /* a degenerate public key */
+    auth_wipe(&sc->eph, sizeof(sc->eph));
+    sc->cipher = t.cipher;
+    memcpy(auth.u.auth.tag, sc->keys.client_tag, sizeof(auth.u.auth.tag));
+    send_frame(s, &auth);
+    s->state = S_AUTH_SENT;
+    return 0;
+}
+
+/* The receiver's proof. Nothing about any file is sent before it checks
+ * out, and nothing after it in the clear. */
+static int on_receiver_auth(struct sender *s, struct sconn *sc, const struct proto_frame *fr)
+{
+    int ok = auth_tag_equal(sc->keys.server_tag, fr->u.auth.tag);
+    int rc = 0;
+
+    if (!ok) {
+        clear_progress(s);
+        report_error("the receiver at %s port %s did not prove it knows the secret: something "
+                     "other than your xfer recv is answering there; nothing was sent",
+                     s->o->host, s->port_str);
+        link_fail(&sc->link, 0, PROTO_AUTH_FAILED,
+                  "authentication failed: the receiver's proof does not match this "
+                  "sender's secret");
+        auth_wipe(&sc->keys, sizeof(sc->keys));
+        finish(s, XFER_EXIT_AUTH);
+        return 0;
+    }
+    if (link_seal_tx(&sc->link, sc->cipher, sc->keys.c2s) < 0 ||
+        link_seal_rx(&sc->link, sc->cipher, sc->keys.s2c, 0) < 0)
+        rc = XFER_EPROTO;
+    auth_wipe(&sc->keys, sizeof(sc->keys));
+    if (rc < 0)
+        return rc;
+    s->ever_connected = 1;
+    s->reported_waiting = 0;
+    offer_next(s);
     return 0;
 }
 
@@ -660,10 +737,11 @@ static int on_frame(struct link *l, const struct proto_frame *fr, uint8_t *data_
     case S_HELLO_SENT:
         if (fr->type != PROTO_WELCOME)
             break;
-        s->ever_connected = 1;
-        s->reported_waiting = 0;
-        offer_next(s);
-        return 0;
+        return on_welcome(s, sc, fr);
+    case S_AUTH_SENT:
+        if (fr->type != PROTO_AUTH)
+            break;
+        return on_receiver_auth(s, sc, fr);
     case S_OFFERED:
     case S_HASHING:
         if (fr->type == PROTO_ACCEPT)
@@ -718,6 +796,8 @@ static void on_link_close(struct link *l, int err)
     struct sender *s = sc->s;
     enum send_state was = s->state;
 
+    auth_wipe(&sc->eph, sizeof(sc->eph));
+    auth_wipe(&sc->keys, sizeof(sc->keys));
     free(sc);
     s->conn = NULL;
     s->gen++;
@@ -785,9 +865,15 @@ static void on_connected(uv_connect_t *req, int status)
     if (link_init(&sc->link, &sender_link_ops, sc) < 0)
         return; /* it closed itself; on_link_close retries */
     s->state = S_HELLO_SENT;
+    if (auth_ephemeral_new(&sc->eph) < 0) {
+        link_close(&sc->link, UV_EINVAL);
+        return;
+    }
     hello.u.hello.version = PROTO_VERSION;
     memcpy(hello.u.hello.session_id, s->session_id, PROTO_SESSION_ID_LEN);
-    hello.u.hello.file_count = (uint32_t)s->nfiles;
+    hello.u.hello.ciphers = auth_local_ciphers();
+    memcpy(hello.u.hello.pk, sc->eph.pk, PROTO_KEY_LEN);
+    memcpy(hello.u.hello.nonce, sc->eph.nonce, PROTO_KEY_LEN);
     send_frame(s, &hello);
 }
 
@@ -908,10 +994,10 @@ static void source_changed(struct sender *s, struct sfile *f, const char *how)
     clear_progress(s);
     if (++f->restarts > MAX_SOURCE_RESTARTS || fstat(f->fd, &st) < 0) {
         report_error("%s %s while being sent, %d times; send it again once it is stable",
-                     f->path, how, f->restarts);
+                     escaped(f->path), how, f->restarts);
         set_failure(s, f, XFER_EXIT_IO);
     } else {
-        report_info("%s %s while being sent; starting it over", f->path, how);
+        report_info("%s %s while being sent; starting it over", escaped(f->path), how);
         f->size = (uint64_t)st.st_size;
         f->mtime_sec = st.st_mtim.tv_sec;
         f->mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
@@ -950,7 +1036,8 @@ static void finish(struct sender *s, int code)
     if (s->exit_code == XFER_EXIT_OK || code == XFER_EXIT_INTERRUPTED)
         s->exit_code = code;
     s->state = S_DONE;
-    if (s->conn != NULL)
+    /* A link already draining its last frame (an ERROR) closes by itself. */
+    if (s->conn != NULL && link_is_open(&s->conn->link))
         link_close(&s->conn->link, 0);
     uv_close((uv_handle_t *)&s->backoff, NULL);
     uv_close((uv_handle_t *)&s->progress, NULL);
@@ -972,26 +1059,26 @@ static int open_sources(struct sender *s)
         f->path = s->o->files[i];
         base = base != NULL ? base + 1 : f->path;
         if (name_check(base, strlen(base), &why) < 0) {
-            report_error("cannot send %s: %s; rename or copy it first", f->path, why);
+            report_error("cannot send %s: %s; rename or copy it first", escaped(f->path), why);
             return XFER_EXIT_USAGE;
         }
         memcpy(f->name, base, strlen(base) + 1);
         for (int k = 0; k < i; k++) {
             if (strcmp(s->files[k].name, f->name) == 0) {
                 report_error("%s and %s would both arrive as %s; send them separately",
-                             s->files[k].path, f->path, f->name);
+                             escaped(s->files[k].path), escaped(f->path), f->name);
                 return XFER_EXIT_USAGE;
             }
         }
         f->fd = open(f->path, O_RDONLY | O_CLOEXEC);
         if (f->fd < 0 || fstat(f->fd, &st) < 0) {
-            report_error("cannot read %s: %s", f->path, strerror(errno));
+            report_error("cannot read %s: %s", escaped(f->path), strerror(errno));
             return XFER_EXIT_IO;
         }
         if (!S_ISREG(st.st_mode)) {
             report_error("cannot send %s: not a regular file (xfer sends files, not "
                          "directories or devices)",
-                         f->path);
+                         escaped(f->path));
             return XFER_EXIT_IO;
         }
         f->size = (uint64_t)st.st_size;
@@ -1027,13 +1114,14 @@ static void cleanup(struct sender *s)
         uv_freeaddrinfo(s->addrs);
 }
 
-int sender_run(const struct cli_opts *o)
+int sender_run(const struct cli_opts *o, const struct auth_psk *psk)
 {
     struct sender s;
     int code;
 
     memset(&s, 0, sizeof(s));
     s.o = o;
+    s.psk = psk;
     s.loop = uv_default_loop();
     s.nfiles = o->nfiles;
     s.files = calloc((size_t)o->nfiles, sizeof(*s.files));

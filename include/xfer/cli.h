@@ -18,6 +18,7 @@ enum xfer_exit {
     XFER_EXIT_REFUSED = 4,
     XFER_EXIT_VERIFY = 5,
     XFER_EXIT_IO = 6,
+    XFER_EXIT_AUTH = 7, /* the secrets differ, or an impostor answered */
     XFER_EXIT_INTERRUPTED = 130
 };
 
@@ -39,6 +40,7 @@ struct cli_opts {
     int overwrite;
     int quiet;
     double retry_for;  /* seconds */
+    const char *secret_file; /* NULL: XFER_SECRET, or (recv) a generated one */
     char **files;      /* points into argv */
     int nfiles;
     char host[256];    /* without brackets */

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/types.h>
+
 #include <xxhash.h>
 
 /* Reads up to len bytes at off, retrying short reads; the count returned is
@@ -22,6 +24,13 @@ int fileio_datasync(int fd);
  * bytes. -EIO if the file is shorter. */
 int fileio_hash_range(int fd, uint64_t off, uint64_t len, XXH3_state_t *state, uint8_t *buf,
                       size_t bufsize);
+
+/* Opens path (relative, no "..") under dirfd without following any symbolic
+ * link and without leaving dirfd: openat2() with RESOLVE_BENEATH and
+ * RESOLVE_NO_SYMLINKS where the kernel has it, else one O_NOFOLLOW openat()
+ * per component. flags are open(2)'s; O_CLOEXEC is added. Returns an fd or
+ * -errno (ELOOP for a link in the way, EXDEV for an escape). */
+int fileio_open_beneath(int dirfd, const char *path, int flags, mode_t mode);
 
 /* A new XXH3-128 streaming state, zero-filled then reset: the journal writes
  * states to disk byte for byte, and uninitialised padding must not leak

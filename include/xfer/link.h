@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "xfer/proto.h"
+#include "xfer/seal.h"
 
 struct link;
 
@@ -55,11 +56,19 @@ struct link {
     uint64_t drain_started;
     size_t tx_pending;      /* bytes queued and not yet written */
     unsigned writes_pending;
+    /* record layer: once keys exist, every frame travels sealed */
+    struct seal tx_seal;
+    struct seal rx_seal;
+    int tx_sealed;
+    int rx_sealed;
+    int rx_opened_one; /* a sealed record has arrived: clear frames are over */
     /* frame assembly */
     uint8_t hdr[PROTO_HDR_LEN];
     size_t hdr_got;
     struct proto_header cur;
-    uint8_t *payload;       /* ctrl buffer, or a DATA buffer being filled */
+    int cur_sealed;         /* the body being read is a sealed record */
+    size_t cur_len;         /* bytes of body to read */
+    uint8_t *payload;       /* ctrl buffer, or a pool buffer being filled */
     size_t payload_got;
     uint8_t ctrl[PROTO_MAX_CONTROL];
     uint64_t rx_bytes;
@@ -76,11 +85,19 @@ int link_init(struct link *l, const struct link_ops *ops, void *data);
 /* Encodes and queues a control frame. */
 int link_send(struct link *l, const struct proto_frame *f);
 
-/* Queues a DATA frame: prefix is PROTO_DATA_PREFIX_LEN bytes from
- * proto_encode_data_prefix(), data the chunk; both stay owned by the caller
- * until ops->on_data_sent(ctx). */
-int link_send_data(struct link *l, const uint8_t *prefix, const uint8_t *data, size_t len,
-                   void *ctx);
+/* Queues a DATA frame of frame_len bytes (from proto_encode_data_prefix(),
+ * then the chunk) that sits at rec + SEAL_HDR_LEN, with SEAL_TAG_LEN free
+ * bytes after it, so it can be sealed in place. rec stays owned by the
+ * caller until ops->on_data_sent(ctx). */
+int link_send_data(struct link *l, uint8_t *rec, size_t frame_len, void *ctx);
+
+/* From now on frames go out sealed with (cipher, key), and come in sealed
+ * with (cipher, key); a clear frame is then a forgery. With crossing_ok, a
+ * clear PING or ERROR is still accepted until the first sealed record
+ * arrives: for the side that switches first, whose peer may have sent one
+ * before it switched too. Returns 0 or -1. */
+int link_seal_tx(struct link *l, uint16_t cipher, const uint8_t key[32]);
+int link_seal_rx(struct link *l, uint16_t cipher, const uint8_t key[32], int crossing_ok);
 
 /* Stops and restarts reading (backpressure). Silence is not counted while
  * paused: the peer is waiting on us. */
@@ -102,9 +119,9 @@ int link_is_open(const struct link *l);
 /* How long the peer has sent nothing; 0 while we are the ones not reading. */
 uint64_t link_silent_ms(const struct link *l);
 
-/* DATA payload buffers come from a small free list, so a steady stream of
- * chunks reuses warm memory instead of faulting in fresh pages. Both calls
- * belong on the loop thread; release(NULL) is harmless. */
+/* Record buffers (SEAL_MAX_BODY bytes) come from a small free list, so a
+ * steady stream of chunks reuses warm memory instead of faulting in fresh
+ * pages. Both calls belong on the loop thread; release(NULL) is harmless. */
 uint8_t *link_buf_get(void);
 void link_buf_release(uint8_t *buf);
 

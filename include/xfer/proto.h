@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define PROTO_MAGIC 0x58464552u /* "XFER" */
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 #define PROTO_HDR_LEN 8
 #define PROTO_CHUNK_SIZE (1024u * 1024u)
 #define PROTO_DATA_FIXED 20 /* epoch, offset, chunk hash */
@@ -21,6 +21,7 @@
 #define PROTO_MAX_NAME 255
 #define PROTO_MAX_TEXT 1024
 #define PROTO_SESSION_ID_LEN 16
+#define PROTO_KEY_LEN 32 /* X25519 public keys, nonces and tags */
 
 enum proto_type {
     PROTO_HELLO = 1,
@@ -39,7 +40,8 @@ enum proto_type {
     PROTO_PING = 14,
     PROTO_ERROR = 15,
     PROTO_BYE = 16,
-    PROTO_TYPE_MAX = 16
+    PROTO_AUTH = 17,
+    PROTO_TYPE_MAX = 17
 };
 
 /* Reasons carried by REFUSE, ERROR and BYE. */
@@ -56,7 +58,8 @@ enum proto_code {
     PROTO_PROTOCOL = 9,  /* malformed or unexpected frame */
     PROTO_TIMEOUT = 10,  /* peer silent for too long */
     PROTO_SHUTDOWN = 11, /* receiver is shutting down */
-    PROTO_CODE_MAX = 11
+    PROTO_AUTH_FAILED = 12, /* the peer does not hold the same secret */
+    PROTO_CODE_MAX = 12
 };
 
 /* Why the receiver asks the sender to go back. */
@@ -84,12 +87,20 @@ struct proto_frame {
             uint16_t version;
             uint16_t flags;
             uint8_t session_id[PROTO_SESSION_ID_LEN];
-            uint32_t file_count;
+            uint16_t ciphers; /* AUTH_CIPHER_* bitmask */
+            uint8_t pk[PROTO_KEY_LEN];
+            uint8_t nonce[PROTO_KEY_LEN];
         } hello;
         struct {
             uint16_t version;
             uint16_t flags;
+            uint16_t cipher; /* the one AUTH_CIPHER_* chosen */
+            uint8_t pk[PROTO_KEY_LEN];
+            uint8_t nonce[PROTO_KEY_LEN];
         } welcome;
+        struct {
+            uint8_t tag[PROTO_KEY_LEN]; /* a proof: the sender's, then the receiver's */
+        } auth;
         struct {
             uint64_t size;
             int64_t mtime_sec;

@@ -10,6 +10,8 @@
 # 2 usage error, 3 --targets given and a target was missed.
 # shellcheck disable=SC2317  # cleanup helpers are reached through trap
 set -euo pipefail
+# Both xfer processes share a secret; the run measures the encrypted path.
+export XFER_SECRET=${XFER_SECRET:-bench-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d " \n")}
 export LC_ALL=C
 unset XFER_IDLE_TIMEOUT
 

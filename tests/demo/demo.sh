@@ -37,13 +37,22 @@ port_from_log() { sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p; s/.*l
 has_port() { [ -n "$(port_from_log "$1")" ]; }
 partial_at_least() { [ "$(cat "$work"/dst/.xfer/*.part 2>/dev/null | wc -c)" -ge "$1" ]; }
 
+secret_from_log() { sed -n 's/.*XFER_SECRET=\([^ ]*\) .*/\1/p' "$1" | head -n 1; }
+has_secret() { [ -n "$(secret_from_log "$1")" ]; }
+
 mkdir -p "$work/dst"
 head -c $((64 * 1024 * 1024)) /dev/urandom > "$work/demo.bin"
 echo "== demo: receiving into $work/dst"
+# No secret given: the receiver makes one up and prints the sender's command.
+unset XFER_SECRET
 "$xfer" recv --port 0 --bind 127.0.0.1 --dir "$work/dst" 2> "$work/recv.log" &
 pids+=($!)
 wait_for 10 has_port "$work/recv.log"
+wait_for 10 has_secret "$work/recv.log"
 port=$(port_from_log "$work/recv.log")
+sed -n '/no secret given/,/XFER_SECRET=/p' "$work/recv.log"
+XFER_SECRET=$(secret_from_log "$work/recv.log")
+export XFER_SECRET
 
 echo "== act 1: the link is cut after 20 MB; the sender reconnects and resumes"
 "$proxy" --target "127.0.0.1:$port" --port-file "$work/p1" --cut-after 20000000 > /dev/null &

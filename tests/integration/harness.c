@@ -168,6 +168,9 @@ void harness_setup(void)
     }
     /* A peer that vanishes must not kill the test with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
+    /* Every xfer the test starts inherits it: receivers and senders share a
+     * secret unless a test sets another one in a child's environment. */
+    setenv("XFER_SECRET", HARNESS_SECRET, 1);
 }
 
 void harness_teardown(void)

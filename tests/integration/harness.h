@@ -16,6 +16,9 @@
 #ifndef XFER_TESTS_HARNESS_H
 #define XFER_TESTS_HARNESS_H
 
+/* The secret every test's xfer processes share (through XFER_SECRET). */
+#define HARNESS_SECRET "integration-tests-shared-secret-0123"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>

@@ -31,14 +31,33 @@ static size_t put_header(uint8_t *out, uint32_t len, uint8_t type, uint8_t flags
     return PROTO_HDR_LEN;
 }
 
+/* Fills n bytes with first, first + 1, ...: each key field gets its own run,
+ * so a field written in the wrong place shows in the golden diff. */
+static void fill_run(uint8_t *p, size_t n, uint8_t first)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(first + i);
+}
+
 static void hello_frame(struct proto_frame *f, uint16_t version)
 {
     memset(f, 0, sizeof(*f));
     f->type = PROTO_HELLO;
     f->u.hello.version = version;
-    for (int i = 0; i < PROTO_SESSION_ID_LEN; i++)
-        f->u.hello.session_id[i] = (uint8_t)i;
-    f->u.hello.file_count = 3;
+    fill_run(f->u.hello.session_id, PROTO_SESSION_ID_LEN, 0x00);
+    f->u.hello.ciphers = 3; /* AES-256-GCM and XChaCha20-Poly1305 */
+    fill_run(f->u.hello.pk, PROTO_KEY_LEN, 0x20);
+    fill_run(f->u.hello.nonce, PROTO_KEY_LEN, 0x40);
+}
+
+static void welcome_frame(struct proto_frame *f, uint16_t version)
+{
+    memset(f, 0, sizeof(*f));
+    f->type = PROTO_WELCOME;
+    f->u.welcome.version = version;
+    f->u.welcome.cipher = 2; /* XChaCha20-Poly1305 */
+    fill_run(f->u.welcome.pk, PROTO_KEY_LEN, 0x60);
+    fill_run(f->u.welcome.nonce, PROTO_KEY_LEN, 0x80);
 }
 
 static void offer_frame(struct proto_frame *f, const char *name)
@@ -61,9 +80,15 @@ static size_t make_hello(uint8_t *out, size_t cap, struct proto_frame *want)
 
 static size_t make_welcome(uint8_t *out, size_t cap, struct proto_frame *want)
 {
+    welcome_frame(want, PROTO_VERSION);
+    return must_encode(want, out, cap);
+}
+
+static size_t make_auth(uint8_t *out, size_t cap, struct proto_frame *want)
+{
     memset(want, 0, sizeof(*want));
-    want->type = PROTO_WELCOME;
-    want->u.welcome.version = PROTO_VERSION;
+    want->type = PROTO_AUTH;
+    fill_run(want->u.auth.tag, PROTO_KEY_LEN, 0xc0);
     return must_encode(want, out, cap);
 }
 
@@ -204,9 +229,32 @@ static size_t make_bad_magic(uint8_t *out, size_t cap, struct proto_frame *want)
     return n;
 }
 
-static size_t make_version_2(uint8_t *out, size_t cap, struct proto_frame *want)
+/* A HELLO exactly as a version-1 sender writes it: magic, version 1, flags,
+ * session id and a u32 file count, 28 bytes of payload. */
+static size_t make_version_1(uint8_t *out, size_t cap, struct proto_frame *want)
 {
-    hello_frame(want, 2);
+    struct buf_writer w;
+
+    memset(want, 0, sizeof(*want));
+    want->type = PROTO_HELLO;
+    want->u.hello.version = 1;
+    if (cap < PROTO_HDR_LEN + 28)
+        abort();
+    put_header(out, 28, PROTO_HELLO, 0, 0);
+    buf_writer_init(&w, out + PROTO_HDR_LEN, 28);
+    (void)buf_put_u32(&w, PROTO_MAGIC); /* exactly 28 bytes, room checked above */
+    (void)buf_put_u16(&w, 1);
+    (void)buf_put_u16(&w, 0);
+    for (uint8_t i = 0; i < PROTO_SESSION_ID_LEN; i++)
+        (void)buf_put_u8(&w, i);
+    (void)buf_put_u32(&w, 3); /* file count */
+    return PROTO_HDR_LEN + 28;
+}
+
+/* A HELLO of a future version 3, laid out as ours. */
+static size_t make_version_3(uint8_t *out, size_t cap, struct proto_frame *want)
+{
+    hello_frame(want, 3);
     return must_encode(want, out, cap);
 }
 
@@ -291,7 +339,20 @@ static size_t make_partial_hello(uint8_t *out, size_t cap, struct proto_frame *w
     hello_frame(&hello, PROTO_VERSION);
     (void)must_encode(&hello, out, cap);
     memset(want, 0, sizeof(*want));
-    return 20; /* header and 12 of the 28 payload bytes */
+    /* header and 40 of the 90 payload bytes: it stops inside the public key */
+    return PROTO_HDR_LEN + 40;
+}
+
+static size_t make_truncated_welcome(uint8_t *out, size_t cap, struct proto_frame *want)
+{
+    struct proto_frame welcome;
+
+    welcome_frame(&welcome, PROTO_VERSION);
+    (void)must_encode(&welcome, out, cap);
+    /* everything up to the public key; the receiver's nonce is missing */
+    put_header(out, 8 + 2 + PROTO_KEY_LEN, PROTO_WELCOME, 0, 0);
+    memset(want, 0, sizeof(*want));
+    return PROTO_HDR_LEN + 8 + 2 + PROTO_KEY_LEN;
 }
 
 static size_t make_http_get(uint8_t *out, size_t cap, struct proto_frame *want)
@@ -306,8 +367,9 @@ static size_t make_http_get(uint8_t *out, size_t cap, struct proto_frame *want)
 
 /* Keep in step with fixtures/frames/README. */
 const struct frame_fixture frame_fixtures[] = {
-    {"hello.bin", 36, make_hello},
-    {"welcome.bin", 16, make_welcome},
+    {"hello.bin", 98, make_hello},
+    {"welcome.bin", 82, make_welcome},
+    {"auth.bin", 40, make_auth},
     {"offer_utf8_name.bin", 50, make_offer_utf8_name},
     {"accept.bin", 20, make_accept},
     {"complete.bin", 8, make_complete},
@@ -323,7 +385,8 @@ const struct frame_fixture frame_fixtures[] = {
     {"error.bin", 41, make_error},
     {"bye.bin", 10, make_bye},
     {"bad_magic.bin", XFER_EMAGIC, make_bad_magic},
-    {"version_2.bin", XFER_EVERSION, make_version_2},
+    {"version_1.bin", XFER_EVERSION, make_version_1},
+    {"version_3.bin", XFER_EVERSION, make_version_3},
     {"oversize.bin", XFER_ETOOBIG, make_oversize},
     {"oversize_data.bin", XFER_ETOOBIG, make_oversize_data},
     {"unknown_type.bin", XFER_EPROTO, make_unknown_type},
@@ -332,6 +395,7 @@ const struct frame_fixture frame_fixtures[] = {
     {"name_past_end.bin", XFER_EPROTO, make_name_past_end},
     {"trailing_byte.bin", XFER_EPROTO, make_trailing_byte},
     {"empty_data.bin", XFER_EPROTO, make_empty_data},
+    {"truncated_welcome.bin", XFER_EPROTO, make_truncated_welcome},
     {"partial_hello.bin", XFER_EPARTIAL, make_partial_hello},
     {"http_get.bin", XFER_EPROTO, make_http_get},
 };

@@ -18,6 +18,13 @@
 
 static const uint8_t sample_bytes[] = {'c', 'h', 'u', 'n', 'k', 0x00, 0xff, 0x01, 0x80, '\n'};
 
+/* Fills n bytes with first, first + 1, ...: a distinct run per key field. */
+static void fill_run(uint8_t *p, size_t n, uint8_t first)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(first + i);
+}
+
 /* A frame of the given type with distinct, non-trivial field values. */
 static void sample(uint8_t type, struct proto_frame *f)
 {
@@ -32,10 +39,18 @@ static void sample(uint8_t type, struct proto_frame *f)
         f->u.hello.version = PROTO_VERSION;
         for (int i = 0; i < PROTO_SESSION_ID_LEN; i++)
             f->u.hello.session_id[i] = (uint8_t)(0xa0 + i);
-        f->u.hello.file_count = 0x01020304u;
+        f->u.hello.ciphers = 0x0102u;
+        fill_run(f->u.hello.pk, PROTO_KEY_LEN, 0x10);
+        fill_run(f->u.hello.nonce, PROTO_KEY_LEN, 0x30);
         break;
     case PROTO_WELCOME:
         f->u.welcome.version = PROTO_VERSION;
+        f->u.welcome.cipher = 0x0304u;
+        fill_run(f->u.welcome.pk, PROTO_KEY_LEN, 0x50);
+        fill_run(f->u.welcome.nonce, PROTO_KEY_LEN, 0x70);
+        break;
+    case PROTO_AUTH:
+        fill_run(f->u.auth.tag, PROTO_KEY_LEN, 0xb0);
         break;
     case PROTO_OFFER:
         f->u.offer.size = UINT64_C(0x0000123456789abc);
@@ -103,11 +118,19 @@ static void assert_frames_equal(const struct proto_frame *got, const struct prot
         cr_assert_eq(got->u.hello.version, want->u.hello.version);
         cr_assert_eq(got->u.hello.flags, want->u.hello.flags);
         cr_assert_arr_eq(got->u.hello.session_id, want->u.hello.session_id, PROTO_SESSION_ID_LEN);
-        cr_assert_eq(got->u.hello.file_count, want->u.hello.file_count);
+        cr_assert_eq(got->u.hello.ciphers, want->u.hello.ciphers);
+        cr_assert_arr_eq(got->u.hello.pk, want->u.hello.pk, PROTO_KEY_LEN);
+        cr_assert_arr_eq(got->u.hello.nonce, want->u.hello.nonce, PROTO_KEY_LEN);
         break;
     case PROTO_WELCOME:
         cr_assert_eq(got->u.welcome.version, want->u.welcome.version);
         cr_assert_eq(got->u.welcome.flags, want->u.welcome.flags);
+        cr_assert_eq(got->u.welcome.cipher, want->u.welcome.cipher);
+        cr_assert_arr_eq(got->u.welcome.pk, want->u.welcome.pk, PROTO_KEY_LEN);
+        cr_assert_arr_eq(got->u.welcome.nonce, want->u.welcome.nonce, PROTO_KEY_LEN);
+        break;
+    case PROTO_AUTH:
+        cr_assert_arr_eq(got->u.auth.tag, want->u.auth.tag, PROTO_KEY_LEN);
         break;
     case PROTO_OFFER:
         cr_assert_eq(got->u.offer.size, want->u.offer.size);
@@ -275,14 +298,47 @@ static int decode_patched_u64(uint8_t type, size_t off, uint64_t v)
 
 Test(proto, hello_round_trips)
 {
-    /* Checks that HELLO's version, flags, session id and file count survive encode/decode. */
+    /* Checks that HELLO's version, flags, session id, ciphers, pk and nonce survive. */
     check_sample_round_trip(PROTO_HELLO);
+}
+
+Test(proto, hello_with_every_bit_set_round_trips)
+{
+    /* Checks HELLO with flags, ciphers and all key bytes 0xff: nothing is masked or signed. */
+    struct proto_frame f;
+
+    sample(PROTO_HELLO, &f);
+    f.u.hello.flags = 0xffff;
+    f.u.hello.ciphers = 0xffff;
+    memset(f.u.hello.session_id, 0xff, PROTO_SESSION_ID_LEN);
+    memset(f.u.hello.pk, 0xff, PROTO_KEY_LEN);
+    memset(f.u.hello.nonce, 0xff, PROTO_KEY_LEN);
+    check_round_trip(&f);
 }
 
 Test(proto, welcome_round_trips)
 {
-    /* Checks that WELCOME's version and flags survive encode/decode. */
+    /* Checks that WELCOME's version, flags, cipher, pk and nonce survive encode/decode. */
     check_sample_round_trip(PROTO_WELCOME);
+}
+
+Test(proto, welcome_with_every_bit_set_round_trips)
+{
+    /* Checks WELCOME with flags, cipher and all key bytes 0xff: nothing is masked or signed. */
+    struct proto_frame f;
+
+    sample(PROTO_WELCOME, &f);
+    f.u.welcome.flags = 0xffff;
+    f.u.welcome.cipher = 0xffff;
+    memset(f.u.welcome.pk, 0xff, PROTO_KEY_LEN);
+    memset(f.u.welcome.nonce, 0xff, PROTO_KEY_LEN);
+    check_round_trip(&f);
+}
+
+Test(proto, auth_round_trips)
+{
+    /* Checks that AUTH's 32-byte tag survives encode/decode. */
+    check_sample_round_trip(PROTO_AUTH);
 }
 
 Test(proto, offer_round_trips)
@@ -475,22 +531,79 @@ Test(proto, refuse_and_error_with_empty_text_round_trip)
 
 /* ---- wire layout, against the bytes proto.h documents ---- */
 
+/* Appends n bytes first, first + 1, ... to a wire image under construction. */
+static size_t put_run(uint8_t *out, size_t at, size_t n, uint8_t first)
+{
+    fill_run(out + at, n, first);
+    return at + n;
+}
+
 Test(proto, hello_encodes_to_the_documented_bytes)
 {
-    /* Checks HELLO's header and field order byte for byte: len, type, magic, version, ... */
-    static const uint8_t want[] = {
-        0x00, 0x00, 0x00, 0x1c, 0x01, 0x00, 0x00, 0x00, /* header: 28 bytes of HELLO */
+    /* Checks HELLO v2 byte for byte: magic, version, flags, session id, ciphers, pk, nonce. */
+    static const uint8_t head[] = {
+        0x00, 0x00, 0x00, 0x5a, 0x01, 0x00, 0x00, 0x00, /* header: 90 bytes of HELLO */
         'X',  'F',  'E',  'R',                          /* magic */
-        0x00, 0x01, 0x00, 0x00,                         /* version 1, flags 0 */
-        0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, /* session id */
-        0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf, /* (cont.) */
-        0x01, 0x02, 0x03, 0x04,                         /* file count */
+        0x00, 0x02, 0x00, 0x00,                         /* version 2, flags 0 */
     };
+    uint8_t want[PROTO_HDR_LEN + 90];
+    struct proto_frame f;
+    size_t at = sizeof(head);
+    size_t n;
+    uint8_t *out;
+
+    memcpy(want, head, sizeof(head));
+    at = put_run(want, at, PROTO_SESSION_ID_LEN, 0xa0); /* session id */
+    want[at++] = 0x01;                                  /* ciphers 0x0102 */
+    want[at++] = 0x02;
+    at = put_run(want, at, PROTO_KEY_LEN, 0x10); /* pk */
+    at = put_run(want, at, PROTO_KEY_LEN, 0x30); /* nonce */
+    cr_assert_eq(at, sizeof(want));
+    sample(PROTO_HELLO, &f);
+    out = encode(&f, &n);
+    cr_assert_eq(n, sizeof(want));
+    cr_assert_arr_eq(out, want, sizeof(want));
+    free(out);
+}
+
+Test(proto, welcome_encodes_to_the_documented_bytes)
+{
+    /* Checks WELCOME v2 byte for byte: header, magic, version, flags, cipher, pk, nonce. */
+    static const uint8_t head[] = {
+        0x00, 0x00, 0x00, 0x4a, 0x02, 0x00, 0x00, 0x00, /* header: 74 bytes of WELCOME */
+        'X',  'F',  'E',  'R',                          /* magic */
+        0x00, 0x02, 0x00, 0x00,                         /* version 2, flags 0 */
+        0x03, 0x04,                                     /* cipher 0x0304 */
+    };
+    uint8_t want[PROTO_HDR_LEN + 74];
+    struct proto_frame f;
+    size_t at = sizeof(head);
+    size_t n;
+    uint8_t *out;
+
+    memcpy(want, head, sizeof(head));
+    at = put_run(want, at, PROTO_KEY_LEN, 0x50); /* pk */
+    at = put_run(want, at, PROTO_KEY_LEN, 0x70); /* nonce */
+    cr_assert_eq(at, sizeof(want));
+    sample(PROTO_WELCOME, &f);
+    out = encode(&f, &n);
+    cr_assert_eq(n, sizeof(want));
+    cr_assert_arr_eq(out, want, sizeof(want));
+    free(out);
+}
+
+Test(proto, auth_encodes_to_the_documented_bytes)
+{
+    /* Checks AUTH byte for byte: a header of type 17 and length 32, then the tag. */
+    static const uint8_t head[] = {0x00, 0x00, 0x00, 0x20, 0x11, 0x00, 0x00, 0x00};
+    uint8_t want[PROTO_HDR_LEN + PROTO_KEY_LEN];
     struct proto_frame f;
     size_t n;
     uint8_t *out;
 
-    sample(PROTO_HELLO, &f);
+    memcpy(want, head, sizeof(head));
+    cr_assert_eq(put_run(want, sizeof(head), PROTO_KEY_LEN, 0xb0), sizeof(want));
+    sample(PROTO_AUTH, &f);
     out = encode(&f, &n);
     cr_assert_eq(n, sizeof(want));
     cr_assert_arr_eq(out, want, sizeof(want));
@@ -669,9 +782,9 @@ Test(proto, rejects_type_0)
     cr_assert_eq(decode_once(hdr, sizeof(hdr)), XFER_EPROTO);
 }
 
-Test(proto, rejects_type_17_and_above)
+Test(proto, rejects_type_18_and_above)
 {
-    /* Checks that types PROTO_TYPE_MAX + 1 (17) and 255 are XFER_EPROTO. */
+    /* Checks that types PROTO_TYPE_MAX + 1 (18) and 255 are XFER_EPROTO. */
     uint8_t hdr[PROTO_HDR_LEN];
 
     put_header(hdr, 0, PROTO_TYPE_MAX + 1, 0, 0);
@@ -682,7 +795,7 @@ Test(proto, rejects_type_17_and_above)
 
 Test(proto, decode_payload_rejects_unknown_types)
 {
-    /* Checks proto_decode_payload directly with types 0 and 17: XFER_EPROTO. */
+    /* Checks proto_decode_payload directly with types 0 and 18: XFER_EPROTO. */
     struct proto_frame f;
 
     cr_assert_eq(proto_decode_payload(0, (const uint8_t *)"", 0, &f), XFER_EPROTO);
@@ -747,8 +860,8 @@ Test(proto, rejects_welcome_with_bad_magic)
 
 Test(proto, reports_other_version_in_hello)
 {
-    /* Checks that HELLO versions 0, 2 and 0xffff are XFER_EVERSION with hello.version set. */
-    static const uint16_t versions[] = {0, 2, 0xffff};
+    /* Checks that HELLO versions 0, 1, 3 and 0xffff are XFER_EVERSION with hello.version set. */
+    static const uint16_t versions[] = {0, 1, 3, 0xffff};
 
     for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
         struct proto_frame f;
@@ -768,42 +881,78 @@ Test(proto, reports_other_version_in_hello)
 
 Test(proto, reports_other_version_in_welcome)
 {
-    /* Checks that a WELCOME of version 2 is XFER_EVERSION with welcome.version set. */
+    /* Checks that WELCOME versions 1 and 3 are XFER_EVERSION with welcome.version set. */
+    static const uint16_t versions[] = {1, 3};
+
+    for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+        struct proto_frame f;
+        struct guard g = {0};
+        size_t n;
+        uint8_t *out;
+
+        sample(PROTO_WELCOME, &f);
+        out = encode(&f, &n);
+        patch_u16(out, 4, versions[i]);
+        cr_assert_eq(decode_at_guard(&g, out, n, &f), XFER_EVERSION, "version %u", versions[i]);
+        cr_assert_eq(f.u.welcome.version, versions[i]);
+        guard_free(&g);
+        free(out);
+    }
+}
+
+/* Decodes, at a guard page, a frame of type whose payload is magic, version,
+ * flags 0 and then extra bytes of 0x42; returns the result and *seen. */
+static int decode_other_layout(uint8_t type, uint16_t version, size_t extra, uint16_t *seen)
+{
+    uint8_t frame[PROTO_HDR_LEN + 8 + 256];
     struct proto_frame f;
     struct guard g = {0};
-    size_t n;
-    uint8_t *out;
+    struct buf_writer w;
+    int rc;
 
-    sample(PROTO_WELCOME, &f);
-    out = encode(&f, &n);
-    patch_u16(out, 4, 2);
-    cr_assert_eq(decode_at_guard(&g, out, n, &f), XFER_EVERSION);
-    cr_assert_eq(f.u.welcome.version, 2);
+    cr_assert_leq(extra, 256);
+    put_header(frame, (uint32_t)(8 + extra), type, 0, 0);
+    buf_writer_init(&w, frame + PROTO_HDR_LEN, sizeof(frame) - PROTO_HDR_LEN);
+    cr_assert_eq(buf_put_u32(&w, PROTO_MAGIC), 0);
+    cr_assert_eq(buf_put_u16(&w, version), 0);
+    cr_assert_eq(buf_put_u16(&w, 0), 0);
+    memset(frame + PROTO_HDR_LEN + 8, 0x42, extra);
+    rc = decode_at_guard(&g, frame, PROTO_HDR_LEN + 8 + extra, &f);
+    /* hello and welcome both start with version: either member reads it */
+    *seen = type == PROTO_HELLO ? f.u.hello.version : f.u.welcome.version;
     guard_free(&g);
-    free(out);
+    return rc;
 }
 
 Test(proto, reports_other_version_whatever_its_payload_layout)
 {
-    /* Checks that a version-2 HELLO shorter or longer than ours is still XFER_EVERSION. */
-    uint8_t frame[PROTO_HDR_LEN + 8 + 64];
-    struct proto_frame f;
-    struct guard g = {0};
-    struct buf_writer w;
+    /* Checks HELLO/WELCOME v1 and v3 with 0, 20 (v1's HELLO) or 256 more bytes: XFER_EVERSION. */
+    static const uint8_t types[] = {PROTO_HELLO, PROTO_WELCOME};
+    static const uint16_t versions[] = {1, 3};
+    static const size_t extras[] = {0, 20, 256};
 
-    buf_writer_init(&w, frame + PROTO_HDR_LEN, sizeof(frame) - PROTO_HDR_LEN);
-    cr_assert_eq(buf_put_u32(&w, PROTO_MAGIC), 0);
-    cr_assert_eq(buf_put_u16(&w, 2), 0);
-    cr_assert_eq(buf_put_u16(&w, 0), 0);
-    memset(frame + PROTO_HDR_LEN + 8, 0x42, 64);
-    put_header(frame, 8, PROTO_HELLO, 0, 0);
-    cr_assert_eq(decode_at_guard(&g, frame, PROTO_HDR_LEN + 8, &f), XFER_EVERSION);
-    cr_assert_eq(f.u.hello.version, 2);
-    guard_free(&g);
-    put_header(frame, 8 + 64, PROTO_HELLO, 0, 0);
-    cr_assert_eq(decode_at_guard(&g, frame, sizeof(frame), &f), XFER_EVERSION);
-    cr_assert_eq(f.u.hello.version, 2);
-    guard_free(&g);
+    for (size_t t = 0; t < sizeof(types); t++) {
+        for (size_t v = 0; v < sizeof(versions) / sizeof(versions[0]); v++) {
+            for (size_t e = 0; e < sizeof(extras) / sizeof(extras[0]); e++) {
+                uint16_t seen = 0;
+
+                cr_assert_eq(decode_other_layout(types[t], versions[v], extras[e], &seen),
+                             XFER_EVERSION, "%s v%u + %zu bytes", proto_type_name(types[t]),
+                             versions[v], extras[e]);
+                cr_assert_eq(seen, versions[v]);
+            }
+        }
+    }
+}
+
+Test(proto, hello_of_our_version_in_another_layout_is_a_protocol_error)
+{
+    /* Checks v2 HELLO/WELCOME cut to v1's sizes: XFER_EPROTO, since only the version decides. */
+    uint16_t seen = 0;
+
+    cr_assert_eq(decode_other_layout(PROTO_HELLO, PROTO_VERSION, 0, &seen), XFER_EPROTO);
+    cr_assert_eq(decode_other_layout(PROTO_HELLO, PROTO_VERSION, 20, &seen), XFER_EPROTO);
+    cr_assert_eq(decode_other_layout(PROTO_WELCOME, PROTO_VERSION, 0, &seen), XFER_EPROTO);
 }
 
 /* ---- truncated payloads: the length says fewer bytes than the fields need ---- */
@@ -833,14 +982,20 @@ static void check_truncated(uint8_t type)
 
 Test(proto, rejects_truncated_hello)
 {
-    /* Checks HELLO payloads of 0..27 bytes: XFER_EPROTO. */
+    /* Checks HELLO payloads of 0..89 bytes (cut in any field, key or nonce): XFER_EPROTO. */
     check_truncated(PROTO_HELLO);
 }
 
 Test(proto, rejects_truncated_welcome)
 {
-    /* Checks WELCOME payloads of 0..7 bytes: XFER_EPROTO. */
+    /* Checks WELCOME payloads of 0..73 bytes (cut in any field, nonce included): XFER_EPROTO. */
     check_truncated(PROTO_WELCOME);
+}
+
+Test(proto, rejects_truncated_auth)
+{
+    /* Checks AUTH payloads of 0..31 bytes: XFER_EPROTO. */
+    check_truncated(PROTO_AUTH);
 }
 
 Test(proto, rejects_truncated_offer)
@@ -1184,10 +1339,11 @@ Test(proto, encode_rejects_data_longer_than_a_chunk_or_empty)
 
 Test(proto, type_names_cover_every_type)
 {
-    /* Checks proto_type_name: a real name for 1..16, "?" for 0, 17 and 255. */
+    /* Checks proto_type_name: a real name for 1..17, "?" for 0, 18 and 255. */
     cr_assert_str_eq(proto_type_name(PROTO_HELLO), "HELLO");
     cr_assert_str_eq(proto_type_name(PROTO_DATA), "DATA");
     cr_assert_str_eq(proto_type_name(PROTO_BYE), "BYE");
+    cr_assert_str_eq(proto_type_name(PROTO_AUTH), "AUTH");
     for (uint8_t type = 1; type <= PROTO_TYPE_MAX; type++)
         cr_assert_str_neq(proto_type_name(type), "?", "type %u", type);
     cr_assert_str_eq(proto_type_name(0), "?");
@@ -1200,6 +1356,7 @@ Test(proto, code_texts_cover_every_code)
     /* Checks proto_code_text: a specific text for 0..PROTO_CODE_MAX, a generic one after. */
     for (uint16_t code = 0; code <= PROTO_CODE_MAX; code++)
         cr_assert_str_neq(proto_code_text(code), "unknown reason", "code %u", code);
+    cr_assert_str_eq(proto_code_text(PROTO_AUTH_FAILED), "authentication failed");
     cr_assert_str_eq(proto_code_text(PROTO_CODE_MAX + 1), "unknown reason");
     cr_assert_str_eq(proto_code_text(0xffff), "unknown reason");
 }
