@@ -180,15 +180,6 @@ static void send_epoch_offset(struct conn *c, uint8_t type, uint32_t epoch, uint
     (void)link_send(&c->link, &f);
 }
 
-static const char *escaped(const char *s)
-{
-    static char buf[4][PROTO_MAX_NAME * 4 + 8];
-    static int i;
-
-    i = (i + 1) % 4;
-    return report_escape(s, buf[i], sizeof(buf[i]));
-}
-
 /* ---- file lifecycle ---------------------------------------------------- */
 
 static void drop_queue(struct rfile *f)
@@ -310,10 +301,10 @@ static void conn_on_close(struct link *l, int err)
 
     if (c->file != NULL && err != 0 && err != UV_EOF && !c->rx->stopping)
         report_info("connection from %s lost while receiving %s: %s", c->peer,
-                    escaped(c->file->name), xfer_strerror(err));
+                    report_escaped(c->file->name), xfer_strerror(err));
     else if (c->file != NULL && err == UV_EOF && !c->rx->stopping)
         report_info("sender %s disconnected during %s; partial kept for resume", c->peer,
-                    escaped(c->file->name));
+                    report_escaped(c->file->name));
     c->link_closed = 1;
     conn_try_free(c);
 }
@@ -361,7 +352,7 @@ static void conn_io_error(struct conn *c, const char *what, int rc)
     char text[PROTO_MAX_TEXT];
 
     report_error("%s %s: %s; the partial is kept and the sender will retry", what,
-                 f != NULL ? escaped(f->name) : "", xfer_strerror(rc));
+                 f != NULL ? report_escaped(f->name) : "", xfer_strerror(rc));
     snprintf(text, sizeof(text), "receiver %s %s: %s; the transfer resumes when that is fixed",
              what, f != NULL ? f->name : "", xfer_strerror(rc));
     /* ERROR, not REFUSE: the condition may pass (space freed), so the sender
@@ -554,7 +545,7 @@ static void conn_start_check(struct conn *c);
 
 static void refuse_file(struct conn *c, uint16_t code, const char *text)
 {
-    report_info("refused %s from %s: %s", escaped(c->file->name), c->peer, escaped(text));
+    report_info("refused %s from %s: %s", report_escaped(c->file->name), c->peer, report_escaped(text));
     send_text(c, PROTO_REFUSE, code, "%s", text);
     file_release(c->rx, c->file);
     c->file = NULL;
@@ -664,7 +655,7 @@ static void check_compare(struct conn *c)
         return;
     if (!f->existing_unreadable && f->our_hash.high == f->their_hash.high &&
         f->our_hash.low == f->their_hash.low) {
-        report_info("%s is already here and identical; nothing to receive", escaped(f->name));
+        report_info("%s is already here and identical; nothing to receive", report_escaped(f->name));
         send_simple(c, PROTO_COMPLETE);
         file_release(c->rx, f);
         c->file = NULL;
@@ -819,7 +810,7 @@ static void write_done(uv_work_t *req, int status)
     }
     if (wj->bad && !f->rewind_pending && !f->resync) {
         report_info("chunk at offset %" PRIu64 " of %s arrived damaged; asking for it again",
-                    f->written, escaped(f->name));
+                    f->written, report_escaped(f->name));
         rewind_sender(c, PROTO_REWIND_BAD_CHUNK);
     }
     free(wj);
@@ -995,7 +986,7 @@ static void apply_damage_rewind(struct conn *c)
     XXH3_copyState(f->state, f->verify_state);
     XXH3_copyState(f->snap, f->state);
     report_info("partial of %s is damaged on disk at offset %" PRIu64 "; receiving it again from there",
-                escaped(f->name), f->written);
+                report_escaped(f->name), f->written);
     rewind_sender(c, PROTO_REWIND_DAMAGED);
 }
 
@@ -1146,7 +1137,7 @@ static void commit_done(uv_work_t *req, int status)
         double secs = (double)(uv_now(c->rx->loop) - f->started_ms) / 1000.0;
 
         report_size(f->id.size, size, sizeof(size));
-        report_info("%s verified and saved (%s in %.1f s)", escaped(f->name), size, secs);
+        report_info("%s verified and saved (%s in %.1f s)", report_escaped(f->name), size, secs);
     }
     send_simple(c, PROTO_COMMITTED);
     file_release(c->rx, f);
@@ -1222,7 +1213,7 @@ static void finish_file(struct conn *c)
         return;
     }
     report_info("%s did not match the sender's hash; receiving it again from the start",
-                escaped(f->name));
+                report_escaped(f->name));
     {
         struct reset_job *rj = calloc(1, sizeof(*rj));
 
@@ -1280,7 +1271,7 @@ static void conn_accept_file(struct conn *c)
     f->started_ms = uv_now(c->rx->loop);
     f->last_ack_ms = f->started_ms;
     if (f->written > 0) {
-        report_info("resuming %s at %" PRIu64 " of %" PRIu64 " bytes from %s", escaped(f->name),
+        report_info("resuming %s at %" PRIu64 " of %" PRIu64 " bytes from %s", report_escaped(f->name),
                     f->written, f->id.size, c->peer);
         f->verify_end = f->written / PROTO_CHUNK_SIZE +
                         (f->written % PROTO_CHUNK_SIZE != 0 ? 1 : 0);
@@ -1301,7 +1292,7 @@ static void conn_accept_file(struct conn *c)
         }
         start_verify(c);
     } else {
-        report_info("receiving %s (%s) from %s", escaped(f->name), size, c->peer);
+        report_info("receiving %s (%s) from %s", report_escaped(f->name), size, c->peer);
         f->verify_done = 1;
     }
     c->state = CONN_RECEIVING;
@@ -1396,7 +1387,7 @@ static int on_offer(struct conn *c, const struct proto_frame *fr)
 
     if (name_check(fr->u.offer.name, fr->u.offer.name_len, &why) < 0) {
         report_info("refused a file from %s: %s (%s)", c->peer, why,
-                    escaped(fr->u.offer.name));
+                    report_escaped(fr->u.offer.name));
         send_text(c, PROTO_REFUSE, PROTO_BAD_NAME, "bad file name: %s", why);
         return 0;
     }
@@ -1420,7 +1411,7 @@ static int on_offer(struct conn *c, const struct proto_frame *fr)
             return 0;
         }
         report_info("refused %s from %s: another sender (%s) is transferring it",
-                    escaped(fr->u.offer.name), c->peer, other->owner->peer);
+                    report_escaped(fr->u.offer.name), c->peer, other->owner->peer);
         send_text(c, PROTO_REFUSE, PROTO_BUSY,
                   "another sender (%s) is transferring %s to this receiver; if that was an "
                   "earlier run of yours, the receiver drops it within %llu s: try again then",

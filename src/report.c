@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "xfer/name.h"
+#include "xfer/proto.h"
 #include "xfer/report.h"
 
 static int quiet;
@@ -62,4 +63,14 @@ const char *report_escape(const char *s, char *out, size_t cap)
 {
     name_escape(s, strlen(s), out, cap);
     return out;
+}
+
+const char *report_escaped(const char *s)
+{
+    /* Room for the longest peer text with every byte escaped. */
+    static char buf[4][PROTO_MAX_TEXT * 4 + 8];
+    static int i;
+
+    i = (i + 1) % 4;
+    return report_escape(s, buf[i], sizeof(buf[i]));
 }

@@ -139,15 +139,6 @@ static struct sfile *cur_file(struct sender *s)
     return &s->files[s->cur];
 }
 
-static const char *escaped(const char *str)
-{
-    static char buf[4][PROTO_MAX_TEXT * 4 + 8];
-    static int i;
-
-    i = (i + 1) % 4;
-    return report_escape(str, buf[i], sizeof(buf[i]));
-}
-
 static void set_failure(struct sender *s, struct sfile *f, int code)
 {
     f->settled = 1;
@@ -188,7 +179,7 @@ static void on_progress(uv_timer_t *t)
 
         snprintf(eta, sizeof(eta), "%" PRIu64 ":%02" PRIu64, left / 60, left % 60);
     }
-    fprintf(stderr, "\r\033[K%s %3d%% %s / %s  %s/s  ETA %s", escaped(f->name),
+    fprintf(stderr, "\r\033[K%s %3d%% %s / %s  %s/s  ETA %s", report_escaped(f->name),
             f->size ? (int)(s->acked * 100 / f->size) : 100, done, total, rate, eta);
     if (s->reconnects > 0)
         fprintf(stderr, "  (%d reconnect%s)", s->reconnects, s->reconnects == 1 ? "" : "s");
@@ -264,7 +255,7 @@ static void start_hash(struct sender *s, struct sfile *f, uint64_t upto)
         return; /* a read in flight may still feed the hash inline */
     hj = calloc(1, sizeof(*hj));
     if (hj == NULL) {
-        report_error("out of memory hashing %s", escaped(f->path));
+        report_error("out of memory hashing %s", report_escaped(f->path));
         finish(s, XFER_EXIT_INTERNAL);
         return;
     }
@@ -630,11 +621,11 @@ static int on_refuse(struct sender *s, struct sfile *f, const struct proto_frame
     }
     if (fr->u.refuse.code == PROTO_RETRY) {
         snprintf(s->why, sizeof(s->why), "receiver asked to retry: %s",
-                 escaped(fr->u.refuse.text));
+                 report_escaped(fr->u.refuse.text));
         link_finish(&s->conn->link);
         return 0;
     }
-    report_error("%s refused by the receiver: %s", f->name, escaped(fr->u.refuse.text));
+    report_error("%s refused by the receiver: %s", f->name, report_escaped(fr->u.refuse.text));
     set_failure(s, f, XFER_EXIT_REFUSED);
     offer_next(s);
     return 0;
@@ -646,18 +637,18 @@ static int on_error_frame(struct sender *s, const struct proto_frame *fr)
     if (fr->u.error.code == PROTO_AUTH_FAILED) {
         report_error("the receiver at %s port %s refused this sender: the secrets differ; "
                      "check XFER_SECRET or --secret-file on both sides (receiver said: %s)",
-                     s->o->host, s->port_str, escaped(fr->u.error.text));
+                     s->o->host, s->port_str, report_escaped(fr->u.error.text));
         finish(s, XFER_EXIT_AUTH);
         return 0;
     }
     if (fr->u.error.code == PROTO_VERSION_MISMATCH) {
         report_error("receiver refused the connection: %s; use the same xfer version on both "
                      "sides",
-                     escaped(fr->u.error.text));
+                     report_escaped(fr->u.error.text));
         finish(s, XFER_EXIT_REFUSED);
         return 0;
     }
-    snprintf(s->why, sizeof(s->why), "receiver: %s (%s)", escaped(fr->u.error.text),
+    snprintf(s->why, sizeof(s->why), "receiver: %s (%s)", report_escaped(fr->u.error.text),
              proto_code_text(fr->u.error.code));
     link_close(&s->conn->link, 0);
     return 0;
@@ -994,10 +985,10 @@ static void source_changed(struct sender *s, struct sfile *f, const char *how)
     clear_progress(s);
     if (++f->restarts > MAX_SOURCE_RESTARTS || fstat(f->fd, &st) < 0) {
         report_error("%s %s while being sent, %d times; send it again once it is stable",
-                     escaped(f->path), how, f->restarts);
+                     report_escaped(f->path), how, f->restarts);
         set_failure(s, f, XFER_EXIT_IO);
     } else {
-        report_info("%s %s while being sent; starting it over", escaped(f->path), how);
+        report_info("%s %s while being sent; starting it over", report_escaped(f->path), how);
         f->size = (uint64_t)st.st_size;
         f->mtime_sec = st.st_mtim.tv_sec;
         f->mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
@@ -1059,26 +1050,26 @@ static int open_sources(struct sender *s)
         f->path = s->o->files[i];
         base = base != NULL ? base + 1 : f->path;
         if (name_check(base, strlen(base), &why) < 0) {
-            report_error("cannot send %s: %s; rename or copy it first", escaped(f->path), why);
+            report_error("cannot send %s: %s; rename or copy it first", report_escaped(f->path), why);
             return XFER_EXIT_USAGE;
         }
         memcpy(f->name, base, strlen(base) + 1);
         for (int k = 0; k < i; k++) {
             if (strcmp(s->files[k].name, f->name) == 0) {
                 report_error("%s and %s would both arrive as %s; send them separately",
-                             escaped(s->files[k].path), escaped(f->path), f->name);
+                             report_escaped(s->files[k].path), report_escaped(f->path), f->name);
                 return XFER_EXIT_USAGE;
             }
         }
         f->fd = open(f->path, O_RDONLY | O_CLOEXEC);
         if (f->fd < 0 || fstat(f->fd, &st) < 0) {
-            report_error("cannot read %s: %s", escaped(f->path), strerror(errno));
+            report_error("cannot read %s: %s", report_escaped(f->path), strerror(errno));
             return XFER_EXIT_IO;
         }
         if (!S_ISREG(st.st_mode)) {
             report_error("cannot send %s: not a regular file (xfer sends files, not "
                          "directories or devices)",
-                         escaped(f->path));
+                         report_escaped(f->path));
             return XFER_EXIT_IO;
         }
         f->size = (uint64_t)st.st_size;

@@ -21,4 +21,8 @@ void report_size(uint64_t bytes, char *out, size_t cap);
 /* Escapes a peer's name or text for display (see name_escape()). */
 const char *report_escape(const char *s, char *out, size_t cap);
 
+/* The same into one of a few rotating static buffers, so that one message
+ * can show several escaped strings. Loop thread only. */
+const char *report_escaped(const char *s);
+
 #endif
