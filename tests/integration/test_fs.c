@@ -8,6 +8,7 @@
  * bytes, mode and mtime, and checks they are untouched afterwards, byte for byte, along with
  * exactly what appears under --dir. */
 #include "harness.h"
+#include "wire.h"
 
 #include <criterion/criterion.h>
 
@@ -34,56 +35,6 @@
 #include <xxhash.h>
 
 TestSuite(fs, .init = harness_setup, .fini = harness_teardown, .timeout = 120);
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Big-endian fields, as on the wire and in the journal. Each put returns the byte after. */
-
-static uint8_t *put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-    return p + 2;
-}
-
-static uint8_t *put_u32(uint8_t *p, uint32_t v)
-{
-    p = put_u16(p, (uint16_t)(v >> 16));
-    return put_u16(p, (uint16_t)v);
-}
-
-static uint8_t *put_u64(uint8_t *p, uint64_t v)
-{
-    p = put_u32(p, (uint32_t)(v >> 32));
-    return put_u32(p, (uint32_t)v);
-}
-
-static uint8_t *put_bytes(uint8_t *p, const void *b, size_t n)
-{
-    memcpy(p, b, n);
-    return p + n;
-}
-
-static uint16_t get_u16(const uint8_t *p)
-{
-    return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return ((uint32_t)get_u16(p) << 16) | get_u16(p + 2);
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return ((uint64_t)get_u32(p) << 32) | get_u32(p + 4);
-}
 
 /* ---- sentinels outside --dir ------------------------------------------------------------- */
 
@@ -507,19 +458,19 @@ static int journal_set_chunk0_hash(const char *path, uint64_t hash)
     cr_assert_not_null(j);
     cr_assert_eq(pread(fd, j, len, 0), (ssize_t)len);
     cr_assert_geq(len, (size_t)HEADER_FIXED, "journal %s is too short", path);
-    cr_assert_eq(get_u32(j), 0x584a4e4cu, "journal %s has no XJNL magic", path);
-    pos = HEADER_FIXED + get_u16(j + 4 + 4 + 4 + 4 + 4 + 8 + 8 + 4);
-    while (len - pos >= RECORD_FIXED + 8 && get_u32(j + pos) == 0x584a5243u) {
-        uint64_t from = get_u64(j + pos + 4);
-        uint32_t n = get_u32(j + pos + 12);
-        uint32_t state_len = get_u32(j + pos + 24);
+    cr_assert_eq(w_get_u32(j), 0x584a4e4cu, "journal %s has no XJNL magic", path);
+    pos = HEADER_FIXED + w_get_u16(j + 4 + 4 + 4 + 4 + 4 + 8 + 8 + 4);
+    while (len - pos >= RECORD_FIXED + 8 && w_get_u32(j + pos) == 0x584a5243u) {
+        uint64_t from = w_get_u64(j + pos + 4);
+        uint32_t n = w_get_u32(j + pos + 12);
+        uint32_t state_len = w_get_u32(j + pos + 24);
         size_t body = RECORD_FIXED + state_len + (size_t)n * 8;
 
         if (len - pos < body + 8)
             break; /* a torn record: the receiver ignores it too */
         if (from == 0 && n > 0) {
-            put_u64(j + pos + RECORD_FIXED + state_len, hash);
-            put_u64(j + pos + body, XXH3_64bits(j + pos, body));
+            w_put_u64(j + pos + RECORD_FIXED + state_len, hash);
+            w_put_u64(j + pos + body, XXH3_64bits(j + pos, body));
             patched++;
         }
         pos += body + 8;
@@ -665,10 +616,10 @@ static pid_t must_recv_with_umask(const char *mask, const char *dir, int *port, 
                                          harness_strf("%d", *port), dir, NULL},
                         NULL, NULL, name);
     cr_assert_gt(pid, 0, "cannot start the receiver: %s", strerror(-pid));
-    deadline = now_ms() + HARNESS_DEADLINE_MS;
+    deadline = w_now_ms() + HARNESS_DEADLINE_MS;
     while (harness_wait_port("127.0.0.1", *port, HARNESS_POLL_MS * 5) != 0) {
         cr_assert(harness_alive(pid), "the receiver did not start; %s", harness_report(pid, name));
-        cr_assert_lt(now_ms(), deadline, "the receiver never listened");
+        cr_assert_lt(w_now_ms(), deadline, "the receiver never listened");
     }
     return pid;
 }
@@ -871,7 +822,7 @@ static ssize_t hx_read_exact(int fd, uint8_t *p, size_t n, long long deadline)
 
     while (got < n) {
         struct pollfd pfd = {fd, POLLIN, 0};
-        long long left = deadline - now_ms();
+        long long left = deadline - w_now_ms();
         ssize_t r;
 
         if (left <= 0)
@@ -910,7 +861,7 @@ static int hx_write_all(int fd, const uint8_t *p, size_t n)
 static void hx_nonce(uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], uint64_t ctr)
 {
     memset(nonce, 0, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
-    put_u64(nonce + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES - 8, ctr);
+    w_put_u64(nonce + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES - 8, ctr);
 }
 
 /* Sends one frame, sealed once the handshake is done. Returns 0 or -errno. */
@@ -920,19 +871,19 @@ static int hx_send(struct hx_conn *c, uint8_t type, const uint8_t *payload, size
     uint8_t frame[HX_HDR + HX_MAX_CONTROL];
     uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
     unsigned long long clen = 0;
-    uint8_t *p = put_u32(frame, (uint32_t)len);
+    uint8_t *p = w_put_u32(frame, (uint32_t)len);
 
     cr_assert_leq(len, HX_MAX_CONTROL);
     *p++ = type;
     *p++ = 0;
-    p = put_u16(p, 0);
-    p = put_bytes(p, payload, len);
+    p = w_put_u16(p, 0);
+    p = w_put_bytes(p, payload, len);
     if (!c->sealed)
         return hx_write_all(c->fd, frame, (size_t)(p - frame));
-    put_u32(rec, (uint32_t)((size_t)(p - frame) + HX_TAG));
+    w_put_u32(rec, (uint32_t)((size_t)(p - frame) + HX_TAG));
     rec[4] = HX_RECORD;
     rec[5] = 0;
-    put_u16(rec + 6, 0);
+    w_put_u16(rec + 6, 0);
     hx_nonce(nonce, c->tx_ctr);
     crypto_aead_xchacha20poly1305_ietf_encrypt(rec + HX_HDR, &clen, frame, (size_t)(p - frame), rec,
                                                HX_HDR, NULL, nonce, c->tx_key);
@@ -957,7 +908,7 @@ static int hx_recv(struct hx_conn *c, struct hx_frame *f, long long deadline)
         return 0;
     if (n < HX_HDR)
         return -EPROTO;
-    blen = get_u32(hdr);
+    blen = w_get_u32(hdr);
     if (!c->sealed || hdr[4] != HX_RECORD) {
         /* A clear PING may cross the handshake's last clear frame; nothing else may. */
         if (blen > HX_MAX_CONTROL || (c->sealed && hdr[4] != HX_T_PING))
@@ -985,7 +936,7 @@ static int hx_recv(struct hx_conn *c, struct hx_frame *f, long long deadline)
                                                    nonce, c->rx_key) != 0)
         return -EBADMSG;
     c->rx_ctr++;
-    if (mlen < HX_HDR || get_u32(c->buf) != mlen - HX_HDR)
+    if (mlen < HX_HDR || w_get_u32(c->buf) != mlen - HX_HDR)
         return -EPROTO;
     f->type = c->buf[4];
     f->len = (uint32_t)(mlen - HX_HDR);
@@ -1007,14 +958,10 @@ static int hx_next(struct hx_conn *c, struct hx_frame *f, long long deadline)
 /* The receiver's side of the handshake. Returns 0, or <0 with *why set. */
 static int hx_handshake(struct hx_conn *c, long long deadline, const char **why)
 {
-    uint8_t th_in[2 + HX_KEY + HX_KEY + 16 + 2 + 2 + HX_KEY + HX_KEY + 2];
     uint8_t welcome[HX_WELCOME_LEN];
-    uint8_t pk[crypto_kx_PUBLICKEYBYTES], sk[crypto_kx_SECRETKEYBYTES], nonce[HX_KEY];
-    uint8_t rx[crypto_kx_SESSIONKEYBYTES], tx[crypto_kx_SESSIONKEYBYTES];
-    uint8_t th[32], master[crypto_kdf_KEYBYTES], ck[32], sk_tag[32];
-    uint8_t client_tag[HX_KEY], server_tag[HX_KEY];
-    static const char ctx[crypto_kdf_CONTEXTBYTES] = {'x', 'f', 'e', 'r', '2', 'k', 'e', 'y'};
-    crypto_generichash_state h;
+    uint8_t sk[crypto_kx_SECRETKEYBYTES];
+    struct w_transcript t;
+    struct w_keys k;
     const uint8_t *hello;
     struct hx_frame f;
     uint8_t *p;
@@ -1026,47 +973,35 @@ static int hx_handshake(struct hx_conn *c, long long deadline, const char **why)
         return r < 0 ? r : -EPROTO;
     }
     hello = f.p;
-    if (get_u32(hello) != HX_MAGIC || get_u16(hello + 4) != HX_VERSION ||
-        (get_u16(hello + 24) & HX_XCHACHA) == 0) {
+    if (w_get_u32(hello) != HX_MAGIC || w_get_u16(hello + 4) != HX_VERSION ||
+        (w_get_u16(hello + 24) & HX_XCHACHA) == 0) {
         *why = "HELLO without magic, version 2 or XChaCha20-Poly1305";
         return -EPROTO;
     }
-    crypto_kx_keypair(pk, sk);
-    randombytes_buf(nonce, sizeof(nonce));
-    /* The transcript, in wire order: client flags, pk, nonce, session id, ciphers; then ours. */
-    p = put_bytes(th_in, hello + 6, 2);
-    p = put_bytes(p, hello + 26, HX_KEY);
-    p = put_bytes(p, hello + 58, HX_KEY);
-    p = put_bytes(p, hello + 8, 16);
-    p = put_bytes(p, hello + 24, 2);
-    p = put_u16(p, 0);
-    p = put_bytes(p, pk, HX_KEY);
-    p = put_bytes(p, nonce, HX_KEY);
-    p = put_u16(p, HX_XCHACHA);
-    crypto_generichash(th, sizeof(th), th_in, (size_t)(p - th_in), NULL, 0);
-    if (crypto_kx_server_session_keys(rx, tx, pk, sk, hello + 26) != 0) {
+    memset(&t, 0, sizeof(t));
+    t.client_flags = w_get_u16(hello + 6);
+    memcpy(t.session_id, hello + 8, sizeof(t.session_id));
+    t.client_ciphers = w_get_u16(hello + 24);
+    memcpy(t.client_pk, hello + 26, HX_KEY);
+    memcpy(t.client_nonce, hello + 58, HX_KEY);
+    t.server_flags = 0;
+    t.cipher = HX_XCHACHA;
+    crypto_kx_keypair(t.server_pk, sk);
+    randombytes_buf(t.server_nonce, sizeof(t.server_nonce));
+    /* The key schedule is wire.c's, itself written from xfer-protocol(7). */
+    if (w_server_keys(&k, c->psk, sk, &t) != 0) {
         *why = "the sender's public key is unusable";
         return -EPROTO;
     }
-    /* master = BLAKE2b keyed with the psk over th, then c2s, then s2c (our rx, our tx). */
-    crypto_generichash_init(&h, c->psk, sizeof(c->psk), sizeof(master));
-    crypto_generichash_update(&h, th, sizeof(th));
-    crypto_generichash_update(&h, rx, sizeof(rx));
-    crypto_generichash_update(&h, tx, sizeof(tx));
-    crypto_generichash_final(&h, master, sizeof(master));
-    crypto_kdf_derive_from_key(c->rx_key, HX_KEY, 1, ctx, master);
-    crypto_kdf_derive_from_key(c->tx_key, HX_KEY, 2, ctx, master);
-    crypto_kdf_derive_from_key(ck, sizeof(ck), 3, ctx, master);
-    crypto_kdf_derive_from_key(sk_tag, sizeof(sk_tag), 4, ctx, master);
-    crypto_generichash(client_tag, HX_KEY, th, sizeof(th), ck, sizeof(ck));
-    crypto_generichash(server_tag, HX_KEY, th, sizeof(th), sk_tag, sizeof(sk_tag));
+    memcpy(c->rx_key, k.c2s, HX_KEY);
+    memcpy(c->tx_key, k.s2c, HX_KEY);
 
-    p = put_u32(welcome, HX_MAGIC);
-    p = put_u16(p, HX_VERSION);
-    p = put_u16(p, 0);
-    p = put_u16(p, HX_XCHACHA);
-    p = put_bytes(p, pk, HX_KEY);
-    put_bytes(p, nonce, HX_KEY);
+    p = w_put_u32(welcome, HX_MAGIC);
+    p = w_put_u16(p, HX_VERSION);
+    p = w_put_u16(p, t.server_flags);
+    p = w_put_u16(p, t.cipher);
+    p = w_put_bytes(p, t.server_pk, HX_KEY);
+    w_put_bytes(p, t.server_nonce, HX_KEY);
     r = hx_send(c, HX_T_WELCOME, welcome, sizeof(welcome));
     if (r < 0) {
         *why = "cannot send WELCOME";
@@ -1077,11 +1012,11 @@ static int hx_handshake(struct hx_conn *c, long long deadline, const char **why)
         *why = "no AUTH after WELCOME";
         return r < 0 ? r : -EPROTO;
     }
-    if (sodium_memcmp(f.p, client_tag, HX_KEY) != 0) {
+    if (sodium_memcmp(f.p, k.client_tag, HX_KEY) != 0) {
         *why = "the sender's proof does not match this test's key schedule (is it out of date?)";
         return -EBADMSG;
     }
-    r = hx_send(c, HX_T_AUTH, server_tag, HX_KEY);
+    r = hx_send(c, HX_T_AUTH, k.server_tag, HX_KEY);
     if (r < 0) {
         *why = "cannot send AUTH";
         return r;
@@ -1143,8 +1078,8 @@ static uint64_t hx_take_data(struct hx_seen *seen, const struct hx_frame *f, uin
         seen->data_bad_len++;
         return 0;
     }
-    epoch = get_u32(f->p);
-    off = get_u64(f->p + 4);
+    epoch = w_get_u32(f->p);
+    off = w_get_u64(f->p + 4);
     n = f->len - 20;
     if (off > seen->size || n > seen->size - off)
         seen->data_past_end++;
@@ -1159,7 +1094,7 @@ static uint64_t hx_take_data(struct hx_seen *seen, const struct hx_frame *f, uin
 
 static void hx_session(int fd, const struct hx_plan *plan, struct hx_seen *seen)
 {
-    long long deadline = now_ms() + HX_SESSION_MS;
+    long long deadline = w_now_ms() + HX_SESSION_MS;
     uint8_t payload[HX_MAX_CONTROL];
     uint32_t rewind_epoch = 0;
     struct hx_conn c;
@@ -1171,9 +1106,7 @@ static void hx_session(int fd, const struct hx_plan *plan, struct hx_seen *seen)
 
     memset(&c, 0, sizeof(c));
     c.fd = fd;
-    crypto_generichash(c.psk, sizeof(c.psk), (const uint8_t *)HARNESS_SECRET,
-                       strlen(HARNESS_SECRET), (const uint8_t *)"xfer/2 pre-shared key",
-                       strlen("xfer/2 pre-shared key"));
+    w_psk(c.psk, HARNESS_SECRET);
     c.buf = malloc(HX_HDR + HX_MAX_BODY);
     cr_assert_not_null(c.buf);
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* a latency hint only */
@@ -1190,26 +1123,26 @@ static void hx_session(int fd, const struct hx_plan *plan, struct hx_seen *seen)
         goto out;
     }
     seen->offers++;
-    seen->size = get_u64(f.p);
+    seen->size = w_get_u64(f.p);
     switch (plan->act) {
     case HX_ACCEPT_AT:
-        p = put_u32(payload, 1);
-        p = put_u64(p, plan->offset);
+        p = w_put_u32(payload, 1);
+        p = w_put_u64(p, plan->offset);
         r = hx_send(&c, HX_T_ACCEPT, payload, (size_t)(p - payload));
         break;
     case HX_REFUSE:
     case HX_ERROR:
-        p = put_u16(payload, plan->code);
-        p = put_u16(p, (uint16_t)strlen(plan->text));
-        p = put_bytes(p, plan->text, strlen(plan->text));
+        p = w_put_u16(payload, plan->code);
+        p = w_put_u16(p, (uint16_t)strlen(plan->text));
+        p = w_put_bytes(p, plan->text, strlen(plan->text));
         r = hx_send(&c, plan->act == HX_REFUSE ? HX_T_REFUSE : HX_T_ERROR, payload,
                     (size_t)(p - payload));
         break;
     case HX_REWIND_PAST_SENT: {
         uint64_t got = 0;
 
-        p = put_u32(payload, 1);
-        p = put_u64(p, 0);
+        p = w_put_u32(payload, 1);
+        p = w_put_u64(p, 0);
         r = hx_send(&c, HX_T_ACCEPT, payload, (size_t)(p - payload));
         if (r < 0)
             break;
@@ -1227,9 +1160,9 @@ static void hx_session(int fd, const struct hx_plan *plan, struct hx_seen *seen)
         }
         seen->rewind_to = got + plan->offset;
         rewind_epoch = 2;
-        p = put_u32(payload, rewind_epoch);
-        p = put_u64(p, seen->rewind_to);
-        p = put_u16(p, 1); /* a bad chunk */
+        p = w_put_u32(payload, rewind_epoch);
+        p = w_put_u64(p, seen->rewind_to);
+        p = w_put_u16(p, 1); /* a bad chunk */
         r = hx_send(&c, HX_T_REWIND, payload, (size_t)(p - payload));
         break;
     }
@@ -1285,7 +1218,7 @@ static int hx_listen(int *port)
 static int hx_run(const struct hx_plan *plan, const char *src, const char *retry,
                   struct hx_seen *seen)
 {
-    long long deadline = now_ms() + HARNESS_DEADLINE_MS;
+    long long deadline = w_now_ms() + HARNESS_DEADLINE_MS;
     pid_t sender;
     int port;
     int lfd;
@@ -1298,7 +1231,7 @@ static int hx_run(const struct hx_plan *plan, const char *src, const char *retry
         (const char *[]){"--retry-for", retry, src, harness_strf("127.0.0.1:%d", port), NULL}, NULL,
         "send");
     cr_assert_gt(sender, 0, "cannot start the sender: %s", strerror(-sender));
-    while (harness_alive(sender) && now_ms() < deadline) {
+    while (harness_alive(sender) && w_now_ms() < deadline) {
         struct pollfd pfd = {lfd, POLLIN, 0};
         int fd;
 
