@@ -47,6 +47,9 @@ static void key_fill(uint8_t key[32], uint8_t first)
         key[i] = (uint8_t)(first + 7 * i);
 }
 
+/* A seal that is wiped (its cipher context freed) when it goes out of scope. */
+#define SCOPED_SEAL(name) struct seal name __attribute__((cleanup(seal_wipe))) = {0}
+
 /* A sender's tx and the matching receiver's rx: same cipher, same key. */
 static void seal_pair(struct seal *tx, struct seal *rx, uint16_t cipher)
 {
@@ -144,8 +147,8 @@ static uint8_t *full_data_frame(void)
  * header, opens it in place and compares. */
 static void check_round_trip_in_place(uint16_t cipher, const uint8_t *frame, size_t n)
 {
-    struct seal tx;
-    struct seal rx;
+    SCOPED_SEAL(tx);
+    SCOPED_SEAL(rx);
     struct guard g = {0};
     uint8_t *rec = guard_alloc(&g, n + SEAL_OVERHEAD);
     int rc;
@@ -199,8 +202,8 @@ Test(seal, a_full_data_frame_round_trips_in_place_and_still_decodes)
     uint8_t *frame = full_data_frame();
 
     for (size_t i = 0; i < nc; i++) {
-        struct seal tx;
-        struct seal rx;
+        SCOPED_SEAL(tx);
+        SCOPED_SEAL(rx);
         struct record rec;
         struct proto_frame f;
         uint8_t *out = malloc(FULL_DATA_FRAME);
@@ -227,8 +230,8 @@ Test(seal, a_long_sequence_of_records_opens_in_order)
     uint8_t *frame = frame_bytes(600);
 
     for (size_t i = 0; i < nc; i++) {
-        struct seal tx;
-        struct seal rx;
+        SCOPED_SEAL(tx);
+        SCOPED_SEAL(rx);
 
         seal_pair(&tx, &rx, c[i]);
         for (size_t k = 0; k < 300; k++) {
@@ -253,8 +256,8 @@ Test(seal, the_record_header_is_length_type_0x80_and_zeros)
 
     for (size_t i = 0; i < nc; i++) {
         static const uint8_t want[SEAL_HDR_LEN] = {0x00, 0x00, 0x01, 0x3c, 0x80, 0x00, 0x00, 0x00};
-        struct seal tx;
-        struct seal rx;
+        SCOPED_SEAL(tx);
+        SCOPED_SEAL(rx);
         struct record rec;
 
         seal_pair(&tx, &rx, c[i]);
@@ -273,8 +276,8 @@ Test(seal, the_same_frame_sealed_twice_differs)
     uint8_t *frame = frame_bytes(64);
 
     for (size_t i = 0; i < nc; i++) {
-        struct seal tx;
-        struct seal rx;
+        SCOPED_SEAL(tx);
+        SCOPED_SEAL(rx);
         struct record a;
         struct record b;
 
@@ -317,8 +320,8 @@ Test(seal, flipping_any_bit_of_a_small_record_is_corrupt)
     uint8_t *frame = frame_bytes(16);
 
     for (size_t i = 0; i < nc; i++) {
-        struct seal tx;
-        struct seal rx;
+        SCOPED_SEAL(tx);
+        SCOPED_SEAL(rx);
         struct record rec;
         uint8_t out[16];
 
@@ -344,8 +347,8 @@ Test(seal, flipping_a_bit_anywhere_in_a_full_data_record_is_corrupt)
     uint8_t *frame = full_data_frame();
 
     for (size_t i = 0; i < nc; i++) {
-        struct seal tx;
-        struct seal rx;
+        SCOPED_SEAL(tx);
+        SCOPED_SEAL(rx);
         struct record rec;
         size_t body_end;
 
@@ -373,8 +376,8 @@ Test(seal, a_record_cut_short_is_corrupt)
     uint8_t *frame = frame_bytes(64);
 
     for (size_t i = 0; i < nc; i++) {
-        struct seal tx;
-        struct seal rx;
+        SCOPED_SEAL(tx);
+        SCOPED_SEAL(rx);
         struct record rec;
         struct record cut;
         struct buf_writer w;
@@ -405,8 +408,8 @@ Test(seal, open_refuses_bodies_shorter_than_a_tag_or_longer_than_the_maximum)
 
     cr_assert_not_null(big);
     for (size_t i = 0; i < nc; i++) {
-        struct seal tx;
-        struct seal rx;
+        SCOPED_SEAL(tx);
+        SCOPED_SEAL(rx);
 
         seal_pair(&tx, &rx, c[i]);
         cr_assert_eq(seal_open(&rx, hdr, big, 0), XFER_ECORRUPT);
@@ -439,8 +442,8 @@ Test(seal, a_replayed_record_is_corrupt)
     uint8_t *frames = frame_bytes(96);
 
     for (size_t i = 0; i < nc; i++) {
-        struct seal tx;
-        struct seal rx;
+        SCOPED_SEAL(tx);
+        SCOPED_SEAL(rx);
         struct record rec[3];
 
         seal_pair(&tx, &rx, c[i]);
@@ -462,8 +465,8 @@ Test(seal, a_dropped_record_makes_the_next_one_corrupt)
     uint8_t *frames = frame_bytes(96);
 
     for (size_t i = 0; i < nc; i++) {
-        struct seal tx;
-        struct seal rx;
+        SCOPED_SEAL(tx);
+        SCOPED_SEAL(rx);
         struct record rec[3];
 
         seal_pair(&tx, &rx, c[i]);
@@ -484,8 +487,8 @@ Test(seal, reordered_records_are_corrupt)
     uint8_t *frames = frame_bytes(96);
 
     for (size_t i = 0; i < nc; i++) {
-        struct seal tx;
-        struct seal rx;
+        SCOPED_SEAL(tx);
+        SCOPED_SEAL(rx);
         struct record rec[3];
         uint8_t out[32];
 
@@ -513,8 +516,8 @@ Test(seal, a_record_opened_with_the_other_directions_key_is_corrupt)
     for (size_t i = 0; i < nc; i++) {
         uint8_t c2s[32];
         uint8_t s2c[32];
-        struct seal tx;
-        struct seal own_rx;
+        SCOPED_SEAL(tx);
+        SCOPED_SEAL(own_rx);
         struct record rec;
 
         key_fill(c2s, 0x11);
@@ -533,8 +536,8 @@ Test(seal, a_record_sealed_with_one_cipher_does_not_open_with_the_other)
     /* Checks XChaCha20 -> AES-256-GCM and back with the same key and counter: XFER_ECORRUPT. */
     uint8_t key[32];
     uint8_t *frame = frame_bytes(32);
-    struct seal x;
-    struct seal a;
+    SCOPED_SEAL(x);
+    SCOPED_SEAL(a);
     struct record rec;
 
     if (!crypto_aead_aes256gcm_is_available()) {
@@ -547,6 +550,8 @@ Test(seal, a_record_sealed_with_one_cipher_does_not_open_with_the_other)
     rec = seal_frame(&x, frame, 32);
     cr_assert_eq(open_copy(&a, &rec, NULL), XFER_ECORRUPT, "XChaCha20 record opened by AES");
     free(rec.bytes);
+    seal_wipe(&x);
+    seal_wipe(&a);
     cr_assert_eq(seal_init(&x, AUTH_CIPHER_XCHACHA20, key), 0);
     cr_assert_eq(seal_init(&a, AUTH_CIPHER_AES256GCM, key), 0);
     rec = seal_frame(&a, frame, 32);
@@ -632,8 +637,8 @@ Test(seal, a_frame_too_large_for_a_record_is_too_big)
     cr_assert_not_null(buf);
     cr_assert_eq(n + SEAL_TAG_LEN, SEAL_MAX_BODY + 1);
     for (size_t i = 0; i < nc; i++) {
-        struct seal tx;
-        struct seal rx;
+        SCOPED_SEAL(tx);
+        SCOPED_SEAL(rx);
         struct record rec;
 
         seal_pair(&tx, &rx, c[i]);
@@ -655,7 +660,7 @@ Test(seal, init_refuses_an_unknown_cipher)
 
     key_fill(key, 0x11);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        struct seal s;
+        SCOPED_SEAL(s);
 
         cr_assert_lt(seal_init(&s, bad[i], key), 0, "cipher %u", bad[i]);
         seal_wipe(&s);
@@ -666,7 +671,7 @@ Test(seal, init_refuses_aes_without_aes_hardware)
 {
     /* Checks seal_init(AES-256-GCM) is -1 exactly where libsodium cannot run it. */
     uint8_t key[32];
-    struct seal s;
+    SCOPED_SEAL(s);
 
     key_fill(key, 0x11);
     if (crypto_aead_aes256gcm_is_available())
@@ -681,8 +686,8 @@ Test(seal, wipe_zeroes_the_key_and_state)
     size_t nc = ciphers(c);
 
     for (size_t i = 0; i < nc; i++) {
-        struct seal s;
-        struct seal zero;
+        SCOPED_SEAL(s);
+        SCOPED_SEAL(zero);
         uint8_t key[32];
 
         key_fill(key, 0x11);
