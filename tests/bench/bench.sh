@@ -24,6 +24,7 @@ BIN="$script_dir/../../build/xfer"
 PORT_BASE=19500
 KEEP=0
 TARGETS=0
+SSH=0
 SOCAT_BLOCK=131072
 TIMEOUT=""            # per transfer, seconds; default derived from --size
 PREFAULT=1
@@ -44,6 +45,8 @@ usage: $(basename "$0") [options]
   --no-prefault       do not write and delete SIZE bytes on /dev/shm before each
                       transfer (the prefault gives every receiver warm memory; see README)
   --keep              keep the temporary directory under /dev/shm
+  --ssh               also time scp and rsync over ssh in each run, against a private
+                      sshd started on 127.0.0.1 (needs openssh-server, rsync, root)
   --targets           exit 3 if median_ratio > $TARGET_RATIO or an xfer peak RSS > 64 MiB
   -h, --help          this text
 EOF
@@ -79,6 +82,7 @@ while (($#)); do
         --keep) KEEP=1; shift ;;
         --no-prefault) PREFAULT=0; shift ;;
         --targets) TARGETS=1; shift ;;
+        --ssh) SSH=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage_err "unknown argument: $1" ;;
     esac
@@ -109,6 +113,13 @@ need cmp diffutils
 need timeout coreutils
 need head coreutils
 need awk gawk
+if ((SSH)); then
+    need /usr/sbin/sshd openssh-server
+    need ssh-keygen openssh-client
+    need scp openssh-client
+    need rsync rsync
+    ((EUID == 0)) || die "--ssh needs root (sshd on a private port, logging in as root with a temporary key)"
+fi
 ((BASH_VERSINFO[0] >= 5)) || die "bash >= 5 needed (for EPOCHREALTIME)"
 [[ -d /dev/shm && -w /dev/shm ]] || die "/dev/shm is not a writable directory"
 
@@ -197,8 +208,11 @@ socat_version=$(socat -V 2>/dev/null | awk '/socat version/ { print $3; exit }')
 SRC_DIR=$WORK/src
 SOCAT_OUT=$WORK/socat-out
 XFER_OUT=$WORK/xfer-out
+SSH_OUT=$WORK/ssh-out
 LOGS=$WORK/logs
-mkdir -p "$SRC_DIR" "$SOCAT_OUT" "$XFER_OUT" "$LOGS"
+mkdir -p "$SRC_DIR" "$SOCAT_OUT" "$XFER_OUT" "$SSH_OUT" "$LOGS"
+EXTRA_KINDS=()
+((SSH)) && EXTRA_KINDS=(scp rsync)
 SRC=$SRC_DIR/payload.bin
 
 # ---- ports ---------------------------------------------------------------------
@@ -259,6 +273,29 @@ launch() {
     LIVE_PIDS+=("$LAUNCHED_PID")
 }
 
+# A private sshd for the scp and rsync baselines: its own host key, one
+# temporary client key, 127.0.0.1 only; users' ssh configuration is ignored.
+SSH_OPTS=()
+start_sshd() {
+    local d=$WORK/ssh
+    mkdir -p "$d" /run/sshd
+    chmod 700 "$d"
+    ssh-keygen -q -t ed25519 -N '' -f "$d/host" || die "ssh-keygen failed"
+    ssh-keygen -q -t ed25519 -N '' -f "$d/client" || die "ssh-keygen failed"
+    cp "$d/client.pub" "$d/authorized_keys"
+    fresh_port
+    SSH_PORT=$PORT
+    printf '%s\n' "Port $SSH_PORT" "ListenAddress 127.0.0.1" "HostKey $d/host" \
+        "AuthorizedKeysFile $d/authorized_keys" "PermitRootLogin prohibit-password" \
+        "PasswordAuthentication no" "KbdInteractiveAuthentication no" "UsePAM no" \
+        "StrictModes no" "Subsystem sftp internal-sftp" "PidFile $d/sshd.pid" >"$d/sshd_config"
+    launch sshd /usr/sbin/sshd -D -e -f "$d/sshd_config"
+    wait_listen "$SSH_PORT" "$LAUNCHED_PID" "$LOGS/sshd.err" sshd
+    SSH_OPTS=(-F /dev/null -i "$d/client" -o BatchMode=yes -o StrictHostKeyChecking=no
+        -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
+    ssh_version=$(ssh -V 2>&1 | awk '{ print $1; exit }')
+}
+
 rss_of() { # last line of the /usr/bin/time output is "%M %U %S"; %M is in KiB
     local v
     v=$(tail -n 1 "$LOGS/$1.rss" 2>/dev/null | awk '{ print $1 }' || true)
@@ -312,32 +349,44 @@ transfer() {
     local kind=$1 run=$2 rpid spid rc_s=0 rc_r=0 t0 t1 j0 j1 r0 r1 out
     fresh_port
     prefault
+    rpid=
     if [[ $kind == socat ]]; then
         out=$SOCAT_OUT/payload.bin
         launch "$kind-recv-$run" socat -b "$SOCAT_BLOCK" -u \
             "TCP-LISTEN:$PORT,reuseaddr,bind=127.0.0.1" "OPEN:$out,creat,trunc"
-    else
+        rpid=$LAUNCHED_PID
+    elif [[ $kind == xfer ]]; then
         out=$XFER_OUT/payload.bin
         launch "$kind-recv-$run" "$XBIN" recv --once -q --bind 127.0.0.1 --port "$PORT" --dir "$XFER_OUT"
+        rpid=$LAUNCHED_PID
+    else
+        out=$SSH_OUT/payload.bin # scp, rsync: the sshd started once serves them
     fi
-    rpid=$LAUNCHED_PID
-    wait_listen "$PORT" "$rpid" "$LOGS/$kind-recv-$run.err" "$kind"
+    [[ -z $rpid ]] || wait_listen "$PORT" "$rpid" "$LOGS/$kind-recv-$run.err" "$kind"
 
     r0=$(reported_kib)
     j0=$(busy_jiffies)
     t0=$EPOCHREALTIME
     if [[ $kind == socat ]]; then
         launch "$kind-send-$run" socat -b "$SOCAT_BLOCK" -u "OPEN:$SRC" "TCP:127.0.0.1:$PORT"
-    else
+    elif [[ $kind == xfer ]]; then
         launch "$kind-send-$run" "$XBIN" send -q "$SRC" "127.0.0.1:$PORT"
+    elif [[ $kind == scp ]]; then
+        launch "$kind-send-$run" scp -q "${SSH_OPTS[@]}" -P "$SSH_PORT" "$SRC" "root@127.0.0.1:$SSH_OUT/"
+    else
+        launch "$kind-send-$run" rsync --whole-file -e "ssh ${SSH_OPTS[*]} -p $SSH_PORT" "$SRC" \
+            "root@127.0.0.1:$SSH_OUT/"
     fi
     spid=$LAUNCHED_PID
     wait "$spid" || rc_s=$?
-    wait "$rpid" || rc_r=$?
+    # scp and rsync return once the far side has the whole file.
+    if [[ -n $rpid ]]; then
+        wait "$rpid" || rc_r=$?
+    fi
     t1=$EPOCHREALTIME
     j1=$(busy_jiffies)
     r1=$(reported_kib)
-    LIVE_PIDS=()
+    LIVE_PIDS=("${KEEP_PIDS[@]}")
 
     if ((rc_s != 0 || rc_r != 0)); then
         ((rc_s != 0)) && report_failure "run $run: $kind sender" "$kind-send-$run" "$rc_s"
@@ -359,9 +408,10 @@ transfer() {
 
     T_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
     RSS_SEND=$(rss_of "$kind-send-$run")
-    RSS_RECV=$(rss_of "$kind-recv-$run")
+    RSS_RECV=0
+    [[ -z $rpid ]] || RSS_RECV=$(rss_of "$kind-recv-$run")
     BG_PCT=$(awk -v j="$((j1 - j0))" -v hz="$(getconf CLK_TCK)" -v a="$(cpu_of "$kind-send-$run")" \
-        -v b="$(cpu_of "$kind-recv-$run")" -v t="$T_SECS" -v n="$NCPU" \
+        -v b="$(if [[ -n $rpid ]]; then cpu_of "$kind-recv-$run"; else echo 0; fi)" -v t="$T_SECS" -v n="$NCPU" \
         'BEGIN { o = (j / hz - a - b) / (t * n) * 100; if (o < 0) o = 0; printf "%.0f", o }')
     REP_MIB=$(((r1 - r0) / 1024))
 }
@@ -383,6 +433,12 @@ if awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v n="$NCPU" 'BEGIN { exit !(l > n 
     echo "bench: warning: the machine is busy (1-min loadavg above $NCPU/4); results will be noisy (see bg_cpu%)"
 fi
 
+KEEP_PIDS=()
+if ((SSH)); then
+    start_sshd
+    KEEP_PIDS=("$LAUNCHED_PID")
+    echo "bench: baselines also: scp and rsync $(rsync --version | awk 'NR == 1 { print $3 }') over $ssh_version (its default cipher) to a private sshd on 127.0.0.1:$SSH_PORT"
+fi
 log "creating $SIZE bytes of random data ..."
 head -c "$SIZE" /dev/urandom >"$SRC"
 [[ $(stat -c %s "$SRC") == "$SIZE" ]] || die "could not create the $SIZE-byte source file"
@@ -395,6 +451,7 @@ for ((i = 1; i <= WARMUP; i++)); do
     log "warm-up $i/$WARMUP: xfer ${T_SECS}s"
 done
 
+declare -A E_T=() E_RATIO=() E_XRATIO=()
 S_T=() X_T=() RATIOS=() X_SRSS=() X_RRSS=() S_SRSS=() S_RRSS=() S_BG=() X_BG=() S_REP=() X_REP=()
 for ((i = 1; i <= RUNS; i++)); do
     log "run $i/$RUNS: socat ..."
@@ -405,6 +462,13 @@ for ((i = 1; i <= RUNS; i++)); do
     X_T+=("$T_SECS"); X_SRSS+=("$RSS_SEND"); X_RRSS+=("$RSS_RECV"); X_BG+=("$BG_PCT"); X_REP+=("$REP_MIB")
     RATIOS+=("$(awk -v x="$T_SECS" -v s="${S_T[-1]}" 'BEGIN { printf "%.6f", x / s }')")
     log "run $i/$RUNS: xfer ${T_SECS}s, ratio ${RATIOS[-1]}"
+    for k in "${EXTRA_KINDS[@]}"; do
+        transfer "$k" "$i"
+        E_T[$k]+=" $T_SECS"
+        E_RATIO[$k]+=" $(awk -v x="$T_SECS" -v s="${S_T[-1]}" 'BEGIN { printf "%.6f", x / s }')"
+        E_XRATIO[$k]+=" $(awk -v x="${X_T[-1]}" -v e="$T_SECS" 'BEGIN { printf "%.6f", x / e }')"
+        log "run $i/$RUNS: $k ${T_SECS}s"
+    done
 done
 
 echo
@@ -439,6 +503,11 @@ printf 'for comparison: ratio of medians %.3f, ratio of fastest runs %.3f\n' \
     "$(awk -v x="$x_med" -v s="$s_med" 'BEGIN { print x / s }')" "$(awk -v x="$x_lo" -v s="$s_lo" 'BEGIN { print x / s }')"
 printf 'xfer peak RSS max: sender %s MiB, receiver %s MiB (socat max %s MiB)\n' \
     "$(mib "$send_max")" "$(mib "$recv_max")" "$(mib "$socat_rss_max")"
+for k in "${EXTRA_KINDS[@]}"; do
+    # shellcheck disable=SC2086 # space-separated lists of numbers
+    printf '%-5s median: %.3f s; median ratio %s/socat %.3f; median ratio xfer/%s %.3f\n' "$k" \
+        "$(median ${E_T[$k]})" "$k" "$(median ${E_RATIO[$k]})" "$k" "$(median ${E_XRATIO[$k]})"
+done
 bg_max=$(max_int "${S_BG[@]}" "${X_BG[@]}")
 echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg); max CPU use by other processes during a transfer: ${bg_max}% of all CPUs"
 if ((bg_max > 15)); then
@@ -454,8 +523,13 @@ if (($(spread "$r_lo" "$r_hi" "$r_med") > 20)); then
 fi
 
 ratio2=$(printf '%.2f' "$r_med")
-printf 'bench: size=%s runs=%s median_ratio=%s xfer_median_s=%.2f socat_median_s=%.2f send_rss_max_mib=%s recv_rss_max_mib=%s\n' \
-    "$SIZE" "$RUNS" "$ratio2" "$x_med" "$s_med" "$(mib "$send_max")" "$(mib "$recv_max")"
+extra=
+for k in "${EXTRA_KINDS[@]}"; do
+    # shellcheck disable=SC2086
+    extra+=$(printf ' %s_ratio=%.2f' "$k" "$(median ${E_RATIO[$k]})")
+done
+printf 'bench: size=%s runs=%s median_ratio=%s xfer_median_s=%.2f socat_median_s=%.2f send_rss_max_mib=%s recv_rss_max_mib=%s%s\n' \
+    "$SIZE" "$RUNS" "$ratio2" "$x_med" "$s_med" "$(mib "$send_max")" "$(mib "$recv_max")" "$extra"
 
 if ((TARGETS)); then
     missed=0
