@@ -1918,6 +1918,9 @@ int receiver_run(const struct cli_opts *o, const struct auth_psk *psk, const cha
     rx.ticker.data = &rx;
     rx.sigint.data = &rx;
     rx.sigterm.data = &rx;
+    /* Before listening: whoever sees the port open may signal us at once. */
+    (void)uv_signal_start(&rx.sigint, on_signal, SIGINT);
+    (void)uv_signal_start(&rx.sigterm, on_signal, SIGTERM);
     rc = start_listening(&rx);
     if (rc < 0) {
         uv_walk(rx.loop, walk_close, NULL);
@@ -1928,8 +1931,6 @@ int receiver_run(const struct cli_opts *o, const struct auth_psk *psk, const cha
     if (rx.generated_secret != NULL)
         print_sender_command(&rx);
     (void)uv_timer_start(&rx.ticker, on_ticker, 100, 100);
-    (void)uv_signal_start(&rx.sigint, on_signal, SIGINT);
-    (void)uv_signal_start(&rx.sigterm, on_signal, SIGTERM);
     (void)uv_run(rx.loop, UV_RUN_DEFAULT);
     (void)close(rx.dirfd);
     rc = uv_loop_close(rx.loop);
