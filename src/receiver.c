@@ -1696,10 +1696,14 @@ static struct conn *conn_new(struct receiver *rx)
     return c;
 }
 
-/* Its socket could not be taken over: close the bare handle. */
+/* Its socket could not be taken over: close the bare handle. link_close()
+ * closes the link's timer too, which must then exist: uv_close() aborts on
+ * a handle never initialised. */
 static void conn_abort(struct conn *c)
 {
-    c->link.handles_open = 1;
+    (void)uv_timer_init(c->rx->loop, &c->link.timer); /* fails only on a bad loop */
+    c->link.timer.data = &c->link;
+    c->link.handles_open = 2;
     c->link.state = LINK_OPEN;
     link_close(&c->link, UV_ECONNABORTED);
 }
