@@ -126,12 +126,10 @@ static void drain(struct peer *p)
             break;
         if (n < 0)
             continue;
-        if (p->reply_len < REPLY_CAP) {
-            size_t keep = (size_t)n < REPLY_CAP - p->reply_len ? (size_t)n : REPLY_CAP - p->reply_len;
-
-            memcpy(p->reply + p->reply_len, buf, keep);
-            p->reply_len += keep;
-        }
+        if ((size_t)n > REPLY_CAP - p->reply_len)
+            n = (ssize_t)(REPLY_CAP - p->reply_len); /* the rest is dropped */
+        memcpy(p->reply + p->reply_len, buf, (size_t)n);
+        p->reply_len += (size_t)n;
     }
 }
 
