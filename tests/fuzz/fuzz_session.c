@@ -2,13 +2,13 @@
  * (src/receiver.c through receiver_open()/receiver_serve()), driven by an
  * arbitrary byte stream, handshake included.
  *
- * Each run: a fresh receiver writing under an emptied directory on tmpfs, a
+ * Each run: a fresh receiver writing under a new directory on tmpfs, a
  * socket pair whose one end it serves, and this harness on the other end
  * playing the sender as session_input.h describes: raw bytes, or a correct
  * handshake followed by frames the harness seals. Then it shuts its side
  * down, reads until the receiver closes, closes the receiver, runs the loop
  * until every handle and threadpool job is done, checks that nothing was
- * written outside the directory, and empties it. No listener is involved,
+ * written outside the directory, and removes it. No listener is involved,
  * so the guard's lock-out of failing addresses never builds up, and every
  * run starts from the same state. Seeds: fixtures/fuzz/session/, written by
  * gen_session_seeds.c. */
@@ -47,6 +47,7 @@
 static uv_loop_t loop;
 static struct auth_psk psk;
 static struct cli_opts opts;
+static const char *tmp;    /* where runs make their directories */
 static char base[256];     /* the run's private directory */
 static char dir[300];      /* base/d: the receiver's --dir */
 static uint8_t *record;    /* SEAL_HDR_LEN + FRAME_MAX + SEAL_TAG_LEN */
@@ -71,17 +72,8 @@ static void die(const char *what)
     abort();
 }
 
-/* The run directories go at exit (a crash leaves them, with its input). */
-static void remove_dirs(void)
-{
-    (void)rmdir(dir);
-    (void)rmdir(base);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *tmp = getenv("XFER_FUZZ_TMP");
-
     (void)argc; /* libFuzzer's own options only */
     (void)argv;
     if (auth_init() < 0)
@@ -90,15 +82,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         die("uv_loop_init");
     auth_psk_from_secret(&psk, SI_SECRET, strlen(SI_SECRET));
     /* tmpfs: fsync is free there, and runs must be fast. */
+    tmp = getenv("XFER_FUZZ_TMP");
     if (tmp == NULL)
         tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(base, sizeof(base), "%s/xfer-fuzz-XXXXXX", tmp);
-    if (mkdtemp(base) == NULL)
-        die("mkdtemp");
-    snprintf(dir, sizeof(dir), "%s/d", base);
-    if (mkdir(dir, 0700) < 0)
-        die("mkdir");
-    atexit(remove_dirs);
     record = malloc(SEAL_HDR_LEN + SEAL_MAX_BODY);
     if (record == NULL)
         die("malloc");
@@ -412,6 +398,19 @@ static void wipe(int dfd, int depth)
     closedir(d);
 }
 
+/* Each run gets base/d as --dir, both removed after it: libFuzzer leaves
+ * by _Exit(), so nothing done at exit would clean up. A crash leaves them,
+ * for a look. */
+static void make_dirs(void)
+{
+    snprintf(base, sizeof(base), "%s/xfer-fuzz-XXXXXX", tmp);
+    if (mkdtemp(base) == NULL)
+        die("mkdtemp");
+    snprintf(dir, sizeof(dir), "%s/d", base);
+    if (mkdir(dir, 0700) < 0)
+        die("mkdir");
+}
+
 /* The receiver wrote nothing beside its directory. */
 static void check_base(void)
 {
@@ -440,6 +439,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size == 0)
         return 0;
+    make_dirs();
     memset(&p, 0, sizeof(p));
     p.shadow = XXH3_createState();
     p.prefix = XXH3_createState();
@@ -489,5 +489,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (dfd < 0)
         die("open dir");
     wipe(dfd, 0);
+    if (rmdir(dir) < 0 || rmdir(base) < 0)
+        die("rmdir");
     return 0;
 }
