@@ -33,13 +33,25 @@ static void state_export(const XXH3_state_t *st, uint8_t *out)
     memcpy(out, &copy, sizeof(copy));
 }
 
-static void state_import(XXH3_state_t *st, const uint8_t *in)
+/* A state that passed its record's checksum may still be one no XXH3 call
+ * made (a journal edited by hand, or written by a bug), and XXH3 trusts the
+ * fields that index its buffer and secret: those must be in range. Returns
+ * 0, or -1 with st reset. */
+static int state_import(XXH3_state_t *st, const uint8_t *in)
 {
     XXH3_state_t fresh;
 
     (void)XXH3_128bits_reset(&fresh); /* cannot fail on a valid state */
     memcpy(st, in, sizeof(*st));
     st->extSecret = fresh.extSecret;
+    if (st->useSeed != fresh.useSeed || st->seed != fresh.seed ||
+        st->nbStripesPerBlock != fresh.nbStripesPerBlock ||
+        st->secretLimit != fresh.secretLimit || st->bufferedSize > sizeof(st->buffer) ||
+        st->nbStripesSoFar >= st->nbStripesPerBlock) {
+        memcpy(st, &fresh, sizeof(*st));
+        return -1;
+    }
+    return 0;
 }
 
 void journal_init(struct journal *j)
@@ -167,10 +179,12 @@ static int parse_record(struct journal *j, struct buf_reader *r)
     /* A record without a state (only ever followed by one with it, inside a
      * compacted journal) leaves the journal unresumable until one comes. */
     j->state_missing = state_len == 0;
-    if (state_len == sizeof(XXH3_state_t))
-        state_import(j->state, state);
-    else if (state_len != 0)
+    if (state_len == sizeof(XXH3_state_t)) {
+        if (state_import(j->state, state) < 0)
+            j->state_valid = 0; /* the partial restarts rather than resumes */
+    } else if (state_len != 0) {
         j->state_valid = 0;
+    }
     return 1;
 }
 

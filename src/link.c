@@ -517,6 +517,8 @@ void link_peer_name(const struct link *l, char *out, size_t cap)
     if (ss.ss_family == AF_INET6) {
         (void)uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
         snprintf(out, cap, "[%s]:%d", host, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    } else if (ss.ss_family != AF_INET) {
+        snprintf(out, cap, "local peer"); /* a socket pair (receiver_serve()) */
     } else {
         (void)uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
         snprintf(out, cap, "%s:%d", host, ntohs(((struct sockaddr_in *)&ss)->sin_port));

@@ -143,6 +143,8 @@ struct receiver {
     int stopping;
     int signals;
     int exit_code;
+    int allocated;      /* by receiver_open(): freed when its handles close */
+    int handles_closed; /* of ticker, sigint and sigterm */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -745,6 +747,8 @@ static void pump(struct conn *c);
 
 static int pend_append(struct rfile *f, const uint64_t *hashes, size_t n)
 {
+    if (n == 0)
+        return 0; /* the batch's first chunk was bad; f->pend may still be NULL */
     if (f->npend + n > f->pend_cap) {
         size_t cap = f->pend_cap ? f->pend_cap * 2 : 64;
         uint64_t *p;
@@ -1589,6 +1593,17 @@ static void on_listener_closed(uv_handle_t *h)
     (void)h; /* memory is in struct receiver */
 }
 
+/* receiver_open()'s memory goes with the last of its three handles. */
+static void on_rx_handle_closed(uv_handle_t *h)
+{
+    struct receiver *rx = h->data;
+
+    if (++rx->handles_closed == 3 && rx->allocated) {
+        (void)close(rx->dirfd); /* a directory, read-only */
+        free(rx);
+    }
+}
+
 static void receiver_maybe_exit(struct receiver *rx)
 {
     if (!rx->stopping)
@@ -1604,11 +1619,11 @@ static void receiver_maybe_exit(struct receiver *rx)
     if (rx->conns != NULL)
         return;
     if (!uv_is_closing((uv_handle_t *)&rx->ticker))
-        uv_close((uv_handle_t *)&rx->ticker, NULL);
+        uv_close((uv_handle_t *)&rx->ticker, on_rx_handle_closed);
     if (!uv_is_closing((uv_handle_t *)&rx->sigint))
-        uv_close((uv_handle_t *)&rx->sigint, NULL);
+        uv_close((uv_handle_t *)&rx->sigint, on_rx_handle_closed);
     if (!uv_is_closing((uv_handle_t *)&rx->sigterm))
-        uv_close((uv_handle_t *)&rx->sigterm, NULL);
+        uv_close((uv_handle_t *)&rx->sigterm, on_rx_handle_closed);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -1660,6 +1675,46 @@ static void admit(struct receiver *rx, struct conn *c)
     link_fail(&c->link, UV_ECONNREFUSED, PROTO_BUSY, text);
 }
 
+/* A connection whose tcp handle is initialised but not yet connected. */
+static struct conn *conn_new(struct receiver *rx)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    c->rx = rx;
+    if (uv_tcp_init(rx->loop, &c->link.tcp) < 0) {
+        free(c);
+        return NULL;
+    }
+    c->next = rx->conns;
+    rx->conns = c;
+    c->accepted_ms = uv_now(rx->loop);
+    c->link.tcp.data = &c->link;
+    c->link.data = c;
+    c->link.ops = &conn_ops;
+    return c;
+}
+
+/* Its socket could not be taken over: close the bare handle. link_close()
+ * closes the link's timer too, which must then exist: uv_close() aborts on
+ * a handle never initialised. */
+static void conn_abort(struct conn *c)
+{
+    (void)uv_timer_init(c->rx->loop, &c->link.timer); /* fails only on a bad loop */
+    c->link.timer.data = &c->link;
+    c->link.handles_open = 2;
+    c->link.state = LINK_OPEN;
+    link_close(&c->link, UV_ECONNABORTED);
+}
+
+/* The socket is connected: the session starts, waiting for HELLO. */
+static int conn_start(struct conn *c)
+{
+    link_peer_name(&c->link, c->peer, sizeof(c->peer));
+    return link_init(&c->link, &conn_ops, c); /* on failure it closed itself */
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct receiver *rx = server->data;
@@ -1669,29 +1724,15 @@ static void on_connection(uv_stream_t *server, int status)
         report_error("accepting a connection failed: %s", uv_strerror(status));
         return;
     }
-    c = calloc(1, sizeof(*c));
+    c = conn_new(rx);
     if (c == NULL)
         return; /* the pending connection stays in the backlog */
-    c->rx = rx;
-    if (uv_tcp_init(rx->loop, &c->link.tcp) < 0) {
-        free(c);
-        return;
-    }
-    c->next = rx->conns;
-    rx->conns = c;
-    c->accepted_ms = uv_now(rx->loop);
-    c->link.tcp.data = &c->link;
-    c->link.data = c;
-    c->link.ops = &conn_ops;
     if (uv_accept(server, (uv_stream_t *)&c->link.tcp) < 0) {
-        c->link.handles_open = 1;
-        c->link.state = LINK_OPEN;
-        link_close(&c->link, UV_ECONNABORTED);
+        conn_abort(c);
         return;
     }
-    link_peer_name(&c->link, c->peer, sizeof(c->peer));
-    if (link_init(&c->link, &conn_ops, c) < 0)
-        return; /* it closed itself */
+    if (conn_start(c) < 0)
+        return;
     admit(rx, c);
 }
 
@@ -1886,38 +1927,101 @@ static void walk_close(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
-int receiver_run(const struct cli_opts *o, const struct auth_psk *psk, const char *generated)
+/* What every connection shares: --dir, the guard, the ticker, and the
+ * signal handles (initialised, not started). Returns 0 or an XFER_EXIT_*. */
+static int receiver_setup(struct receiver *rx, uv_loop_t *loop, const struct cli_opts *o,
+                          const struct auth_psk *psk)
 {
-    struct receiver rx;
     struct stat st;
-    int rc;
 
-    memset(&rx, 0, sizeof(rx));
-    rx.opts = o;
-    rx.psk = psk;
-    rx.generated_secret = generated;
-    rx.loop = uv_default_loop();
-    rx.umask = umask(0);
-    umask(rx.umask);
-    rx.dirfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (rx.dirfd < 0 || fstat(rx.dirfd, &st) < 0) {
+    memset(rx, 0, sizeof(*rx));
+    rx->opts = o;
+    rx->psk = psk;
+    rx->loop = loop;
+    rx->umask = umask(0);
+    umask(rx->umask);
+    rx->dirfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rx->dirfd < 0 || fstat(rx->dirfd, &st) < 0) {
         report_error("cannot use directory %s: %s; create it or pass another --dir", o->dir,
                      strerror(errno));
         return XFER_EXIT_IO;
     }
-    if (faccessat(rx.dirfd, ".", W_OK | X_OK, AT_EACCESS) < 0) {
+    if (faccessat(rx->dirfd, ".", W_OK | X_OK, AT_EACCESS) < 0) {
         report_error("cannot write to directory %s: %s; fix its permissions or pass another "
                      "--dir",
                      o->dir, strerror(errno));
-        (void)close(rx.dirfd);
+        (void)close(rx->dirfd);
         return XFER_EXIT_IO;
     }
-    if (uv_timer_init(rx.loop, &rx.ticker) < 0 || uv_signal_init(rx.loop, &rx.sigint) < 0 ||
-        uv_signal_init(rx.loop, &rx.sigterm) < 0)
+    if (uv_timer_init(rx->loop, &rx->ticker) < 0 || uv_signal_init(rx->loop, &rx->sigint) < 0 ||
+        uv_signal_init(rx->loop, &rx->sigterm) < 0)
         return XFER_EXIT_INTERNAL;
-    rx.ticker.data = &rx;
-    rx.sigint.data = &rx;
-    rx.sigterm.data = &rx;
+    rx->ticker.data = rx;
+    rx->sigint.data = rx;
+    rx->sigterm.data = rx;
+    return 0;
+}
+
+int receiver_open(struct receiver **rxp, uv_loop_t *loop, const struct cli_opts *o,
+                  const struct auth_psk *psk)
+{
+    struct receiver *rx = malloc(sizeof(*rx));
+    int rc;
+
+    *rxp = NULL;
+    if (rx == NULL)
+        return UV_ENOMEM;
+    rc = receiver_setup(rx, loop, o, psk);
+    if (rc == XFER_EXIT_IO) {
+        free(rx);
+        return UV_EIO;
+    }
+    rx->allocated = 1;
+    if (rc != 0) {
+        /* Only the ticker was initialised: the first uv_signal_init() on a
+         * loop is the one that can fail, and then the second is not tried. */
+        rx->handles_closed = 2;
+        uv_close((uv_handle_t *)&rx->ticker, on_rx_handle_closed);
+        return UV_EMFILE;
+    }
+    (void)uv_timer_start(&rx->ticker, on_ticker, 100, 100);
+    *rxp = rx;
+    return 0;
+}
+
+int receiver_serve(struct receiver *rx, uv_os_sock_t fd)
+{
+    struct conn *c = conn_new(rx);
+    int rc;
+
+    if (c == NULL) {
+        (void)close(fd); /* ours now, and unused */
+        return UV_ENOMEM;
+    }
+    rc = uv_tcp_open(&c->link.tcp, fd);
+    if (rc < 0) {
+        (void)close(fd); /* the handle did not take it */
+        conn_abort(c);
+        return rc;
+    }
+    return conn_start(c);
+}
+
+void receiver_close(struct receiver *rx)
+{
+    rx->stopping = 1;
+    receiver_maybe_exit(rx);
+}
+
+int receiver_run(const struct cli_opts *o, const struct auth_psk *psk, const char *generated)
+{
+    struct receiver rx;
+    int rc;
+
+    rc = receiver_setup(&rx, uv_default_loop(), o, psk);
+    if (rc != 0)
+        return rc;
+    rx.generated_secret = generated;
     /* Before listening: whoever sees the port open may signal us at once. */
     (void)uv_signal_start(&rx.sigint, on_signal, SIGINT);
     (void)uv_signal_start(&rx.sigterm, on_signal, SIGTERM);

@@ -716,6 +716,25 @@ Test(journal, parse_stops_at_the_damaged_record_in_the_fixture)
     journal_close(&j);
 }
 
+Test(journal, parse_refuses_an_impossible_hash_state_behind_a_good_checksum)
+{
+    /* Checks impossible_state.journal (found by fuzz_journal): torn_record's first record with
+     * the saved XXH3 state's buffered-byte count set to 0xffffffff and its checksum redone.
+     * XXH3 trusts that count, so the state must be refused (the partial restarts), never
+     * digested; the offsets and hashes are still those of the record. */
+    struct journal j;
+    uint64_t valid;
+    size_t len;
+
+    cr_assert_eq(parse_fixture("journals/impossible_state.journal", &j, &valid, &len), 0);
+    cr_assert_eq(valid, len);
+    cr_assert_eq(valid, JFIX_ONE_RECORD_LEN);
+    cr_assert_eq(j.confirmed, PROTO_CHUNK_SIZE);
+    cr_assert_eq(j.nhashes, 1);
+    cr_assert_eq(j.state_valid, 0);
+    journal_close(&j);
+}
+
 Test(journal, parse_rejects_the_garbage_fixture)
 {
     /* Checks garbage.journal: XFER_ECORRUPT with valid_len 0. */
