@@ -353,8 +353,8 @@ static void conn_io_error(struct conn *c, const char *what, int rc)
 
     report_error("%s %s: %s; the partial is kept and the sender will retry", what,
                  f != NULL ? report_escaped(f->name) : "", xfer_strerror(rc));
-    snprintf(text, sizeof(text), "receiver %s %s: %s; the transfer resumes when that is fixed",
-             what, f != NULL ? f->name : "", xfer_strerror(rc));
+    snprintf(text, sizeof(text), "receiver %s %s: %s; the partial is kept", what,
+             f != NULL ? f->name : "", xfer_strerror(rc));
     /* ERROR, not REFUSE: the condition may pass (space freed), so the sender
      * reconnects and resumes from the last confirmed offset. */
     link_fail(&c->link, rc, code, text);
