@@ -746,6 +746,8 @@ static void pump(struct conn *c);
 
 static int pend_append(struct rfile *f, const uint64_t *hashes, size_t n)
 {
+    if (n == 0)
+        return 0; /* a first write that failed: f->pend may still be NULL, not for memcpy */
     if (f->npend + n > f->pend_cap) {
         size_t cap = f->pend_cap ? f->pend_cap * 2 : 64;
         uint64_t *p;
