@@ -646,6 +646,8 @@ static int on_refuse(struct sender *s, struct sfile *f, const struct proto_frame
  * the partial: a rerun resumes from what it confirmed. */
 static int on_storage_error(struct sender *s, struct sfile *f, const struct proto_frame *fr)
 {
+    char at[48] = ""; /* acked is this file's only once it was accepted */
+
     if (f->storage_errors == 0 || s->acked > f->storage_acked) {
         f->storage_errors = 1;
         f->storage_acked = s->acked;
@@ -653,9 +655,11 @@ static int on_storage_error(struct sender *s, struct sfile *f, const struct prot
         link_close(&s->conn->link, 0);
         return 0;
     }
+    if (s->state == S_STREAMING || s->state == S_ENDED)
+        snprintf(at, sizeof(at), " to resume from byte %" PRIu64, s->acked);
     report_error("%s not stored: %s; fix that on the receiver (free space, check its disk), "
-                 "then run the same command again to resume from byte %" PRIu64,
-                 f->name, report_escaped(fr->u.error.text), s->acked);
+                 "then run the same command again%s",
+                 f->name, report_escaped(fr->u.error.text), at);
     set_failure(s, f, XFER_EXIT_REFUSED);
     /* As for a failed verification: a fresh connection goes on with the
      * next file, or says goodbye. */

@@ -45,7 +45,7 @@ int guard_admit(struct guard *g, const struct guard_addr *a, uint64_t now, const
                 uint64_t *retry_ms);
 
 enum guard_full {
-    GUARD_ROOM = 0,     /* guard_admit() will not hit a cap */
+    GUARD_ROOM = 0,  /* guard_admit() will not hit a cap */
     GUARD_FULL_ADDR, /* a holds GUARD_MAX_PER_ADDR pending connections */
     GUARD_FULL_ALL   /* GUARD_MAX_PENDING are pending in all */
 };

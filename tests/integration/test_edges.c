@@ -111,8 +111,8 @@ static long long must_resume(const char *src, int port, const char *dir, const c
 
     cr_assert_eq(rc, 0, "the rerun after %s: exit %d; stderr:\n%s", after, rc, log);
     at = resumed_at(log, "big.bin");
-    cr_assert_gt(at, 0, "the rerun after %s did not resume from the confirmed offset:\n%s",
-                 after, log);
+    cr_assert_gt(at, 0, "the rerun after %s did not resume from the confirmed offset:\n%s", after,
+                 log);
     cr_assert_eq(harness_cmp_files(src, harness_strf("%s/big.bin", dir)), 0);
     return at;
 }
@@ -223,9 +223,8 @@ static long long split_and_compare(bool on_receiver)
 {
     const char *const *src = split_sources();
     char *stats = harness_pathf("shim.stats");
-    const char *const *env =
-        shim_env((const char *[]){"XFERSHIM_READ_MAX=1", harness_strf("XFERSHIM_STATS=%s", stats),
-                                  NULL});
+    const char *const *env = shim_env(
+        (const char *[]){"XFERSHIM_READ_MAX=1", harness_strf("XFERSHIM_STATS=%s", stats), NULL});
     char *dir_whole = harness_pathf("whole");
     char *dir_split = harness_pathf("split");
     pid_t r_whole;
@@ -334,11 +333,9 @@ static pid_t start_throttled(const char *src, int port, const char *dir, long lo
     pid_t pid;
     int rc;
 
-    rc = harness_start_proxy(proxy, port, (const char *[]){"--throttle", "2000000", NULL},
-                             "proxy");
+    rc = harness_start_proxy(proxy, port, (const char *[]){"--throttle", "2000000", NULL}, "proxy");
     cr_assert_eq(rc, 0, "faultproxy did not start: %s", harness_log("proxy"));
-    pid = harness_start_send((const char *[]){src, harness_strf("127.0.0.1:%d", proxy->port),
-                                              NULL},
+    pid = harness_start_send((const char *[]){src, harness_strf("127.0.0.1:%d", proxy->port), NULL},
                              env, "send1");
     cr_assert_gt(pid, 0);
     rc = harness_wait_dir_bytes(harness_strf("%s/.xfer", dir), min, pid, HARNESS_DEADLINE_MS);
@@ -358,8 +355,8 @@ static void expect_storage_fault_then_resume(pid_t first, const char *src, int p
     long long at;
 
     log = harness_log("send1");
-    cr_assert_eq(rc, 4, "the sender under a receiver's %s: exit %d (want 4); stderr:\n%s", what,
-                 rc, log);
+    cr_assert_eq(rc, 4, "the sender under a receiver's %s: exit %d (want 4); stderr:\n%s", what, rc,
+                 log);
     cr_assert_eq(count_lines_with(log, "xfer: error:"), 1, "want one error line:\n%s", log);
     cr_assert(strstr(log, "receiver") != NULL && strstr(log, "run the same command again") != NULL,
               "the error does not say where and what to do:\n%s", log);
@@ -394,8 +391,7 @@ Test(edges, full_disk_under_the_receiver_is_reported_and_resumes_once_space_is_f
     if (unshare(CLONE_NEWNS) == 0)
         (void)mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
     if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=8m,mode=0755") < 0)
-        cr_skip_test("cannot mount a tmpfs on %s (%s); this test needs root", dir,
-                     strerror(errno));
+        cr_skip_test("cannot mount a tmpfs on %s (%s); this test needs root", dir, strerror(errno));
     snprintf(tmpfs_path, sizeof(tmpfs_path), "%s", dir);
     tmpfs_recv = harness_must_recv(&port, dir, NULL, NULL, "recv");
     send = start_throttled(src, port, dir, 2 * HARNESS_MIB, &proxy, NULL);
@@ -413,9 +409,9 @@ Test(edges, write_error_on_the_receiver_is_reported_and_resumes_once_it_clears)
     char *flag = harness_pathf("eio.flag");
     char *stats = harness_pathf("shim.stats");
     char *src = harness_must_src("src/big.bin", 6 * HARNESS_MIB, 22);
-    const char *const *env = shim_env((const char *[]){
-        harness_strf("XFERSHIM_FAIL_FLAG=%s", flag), harness_strf("XFERSHIM_STATS=%s", stats),
-        NULL});
+    const char *const *env =
+        shim_env((const char *[]){harness_strf("XFERSHIM_FAIL_FLAG=%s", flag),
+                                  harness_strf("XFERSHIM_STATS=%s", stats), NULL});
     struct harness_proxy proxy;
     pid_t recv;
     pid_t send;
@@ -459,9 +455,9 @@ Test(edges, two_hundred_idle_connections_do_not_keep_a_sender_out)
         fds[i] = connect_idle(port);
     for (int i = 0; i < IDLE_CONNS; i++)
         cr_assert_geq(fds[i], 0, "idle connection %d: %s", i, strerror(errno));
-    rc = harness_run_send((const char *[]){"--retry-for", "0", after,
-                                           harness_strf("127.0.0.1:%d", port), NULL},
-                          NULL, "send-after", HARNESS_DEADLINE_MS);
+    rc = harness_run_send(
+        (const char *[]){"--retry-for", "0", after, harness_strf("127.0.0.1:%d", port), NULL}, NULL,
+        "send-after", HARNESS_DEADLINE_MS);
     cr_assert_eq(rc, 0, "a sender next to %d idle connections: exit %d; stderr:\n%s\n%s",
                  IDLE_CONNS, rc, harness_log("send-after"), harness_report(recv, "recv"));
     rc = harness_wait(send, HARNESS_DEADLINE_MS);
@@ -513,8 +509,7 @@ Test(edges, out_of_descriptors_the_receiver_does_not_spin_and_serves_again)
     limit = base + 5;
     recv = harness_spawn(
         (const char *[]){"/bin/sh", "-c", harness_strf("ulimit -n %d && exec \"$@\"", limit), "sh",
-                         XFER_BIN, "recv", "--port", harness_strf("%d", port), "--dir", dir,
-                         NULL},
+                         XFER_BIN, "recv", "--port", harness_strf("%d", port), "--dir", dir, NULL},
         (const char *[]){"XFER_IDLE_TIMEOUT=60", NULL}, NULL, "recv");
     cr_assert_gt(recv, 0);
     rc = harness_wait_port("127.0.0.1", port, HARNESS_DEADLINE_MS);
@@ -535,8 +530,7 @@ Test(edges, out_of_descriptors_the_receiver_does_not_spin_and_serves_again)
         }
         held[nheld++] = fd;
     }
-    cr_assert_lt(nheld, 16, "the receiver took 16 connections at a limit of %d descriptors",
-                 limit);
+    cr_assert_lt(nheld, 16, "the receiver took 16 connections at a limit of %d descriptors", limit);
     /* Keep knocking for 3 s of wall time while the receiver is at its limit. A loop that retried
      * accept() without end, or polled a listener it cannot drain, would burn a core here. */
     t0 = now_ms();
@@ -576,9 +570,9 @@ Test(edges, out_of_descriptors_the_receiver_does_not_spin_and_serves_again)
                   harness_log("recv"));
     for (int i = 0; i < nheld; i++)
         close(held[i]);
-    rc = harness_run_send((const char *[]){"--retry-for", "30", src,
-                                           harness_strf("127.0.0.1:%d", port), NULL},
-                          NULL, "send", HARNESS_DEADLINE_MS);
+    rc = harness_run_send(
+        (const char *[]){"--retry-for", "30", src, harness_strf("127.0.0.1:%d", port), NULL}, NULL,
+        "send", HARNESS_DEADLINE_MS);
     cr_assert_eq(rc, 0, "a sender after the idle connections left: exit %d; %s\n%s", rc,
                  harness_log("send"), harness_report(recv, "recv"));
     cr_assert_eq(harness_cmp_files(src, harness_strf("%s/after.bin", dir)), 0);
@@ -681,9 +675,9 @@ Test(edges, second_sigint_ends_a_receiver_whose_shutdown_is_held_up)
     char *flag = harness_pathf("hang.flag");
     char *src = harness_must_src("src/big.bin", 8 * HARNESS_MIB, 43);
     char *blocked = harness_pathf("hang.began");
-    const char *const *env = shim_env((const char *[]){
-        harness_strf("XFERSHIM_BLOCK_FLAG=%s", flag), harness_strf("XFERSHIM_BLOCKED=%s", blocked),
-        NULL});
+    const char *const *env =
+        shim_env((const char *[]){harness_strf("XFERSHIM_BLOCK_FLAG=%s", flag),
+                                  harness_strf("XFERSHIM_BLOCKED=%s", blocked), NULL});
     struct harness_proxy proxy;
     pid_t recv;
     pid_t send;
@@ -712,9 +706,9 @@ Test(edges, second_sigint_ends_a_sender_whose_shutdown_is_held_up)
      * read is still to come when the flag appears. */
     char *src = harness_must_src("src/big.bin", 32 * HARNESS_MIB, 44);
     char *blocked = harness_pathf("hang.began");
-    const char *const *env = shim_env((const char *[]){
-        harness_strf("XFERSHIM_BLOCK_FLAG=%s", flag), harness_strf("XFERSHIM_BLOCKED=%s", blocked),
-        "XFERSHIM_BLOCK_SUFFIX=/big.bin", NULL});
+    const char *const *env = shim_env((const char *[]){harness_strf("XFERSHIM_BLOCK_FLAG=%s", flag),
+                                                       harness_strf("XFERSHIM_BLOCKED=%s", blocked),
+                                                       "XFERSHIM_BLOCK_SUFFIX=/big.bin", NULL});
     struct harness_proxy proxy;
     pid_t recv;
     pid_t send;
@@ -722,19 +716,18 @@ Test(edges, second_sigint_ends_a_sender_whose_shutdown_is_held_up)
     int rc;
 
     recv = harness_must_recv(&port, dir, NULL, NULL, "recv");
-    rc = harness_start_proxy(&proxy, port, (const char *[]){"--throttle", "2000000", NULL},
-                             "proxy");
+    rc =
+        harness_start_proxy(&proxy, port, (const char *[]){"--throttle", "2000000", NULL}, "proxy");
     cr_assert_eq(rc, 0);
-    send = harness_start_send(
-        (const char *[]){src, harness_strf("127.0.0.1:%d", proxy.port), NULL}, env, "send1");
+    send = harness_start_send((const char *[]){src, harness_strf("127.0.0.1:%d", proxy.port), NULL},
+                              env, "send1");
     cr_assert_gt(send, 0);
     rc = harness_wait_dir_bytes(harness_strf("%s/.xfer", dir), 2 * HARNESS_MIB, send,
                                 HARNESS_DEADLINE_MS);
     cr_assert_eq(rc, 0, "%s", harness_report(send, "send1"));
     cr_assert_eq(harness_write_file(flag, "", 0), 0);
     rc = harness_wait_file(blocked, send, HARNESS_DEADLINE_MS);
-    cr_assert_eq(rc, 0, "no read of the source began to hang: %s",
-                 harness_report(send, "send1"));
+    cr_assert_eq(rc, 0, "no read of the source began to hang: %s", harness_report(send, "send1"));
     second_sigint_exits_at_once(send, "send1", flag);
     (void)must_resume(src, port, dir, "two SIGINTs");
     cr_assert(harness_alive(recv), "%s", harness_report(recv, "recv"));
@@ -938,8 +931,7 @@ Test(edges, a_thousand_files_in_one_session_do_not_grow_the_receiver)
     cr_assert(UNDER_ASAN || rss_end - rss_warm <= RSS_SLACK_KIB,
               "the receiver grew by %lld KiB over %d files", rss_end - rss_warm, RUNS - 100);
     must_stop_clean(recv);
-    cr_assert_eq(harness_cmp_files(argv[3 + RUNS - 1], harness_strf("%s/f%04d", dir, RUNS - 1)),
-                 0);
+    cr_assert_eq(harness_cmp_files(argv[3 + RUNS - 1], harness_strf("%s/f%04d", dir, RUNS - 1)), 0);
     for (int i = 0; i < RUNS; i++)
         free((char *)argv[3 + i]);
     free(argv);

@@ -37,11 +37,11 @@
 #include <time.h>
 #include <unistd.h>
 
-static size_t read_max;            /* 0: reads untouched */
-static const char *fail_flag;      /* NULL: writes untouched */
+static size_t read_max;       /* 0: reads untouched */
+static const char *fail_flag; /* NULL: writes untouched */
 static const char *fail_suffix = ".part";
 static int fail_errno = EIO;
-static const char *block_flag;     /* NULL: reads and syncs untouched */
+static const char *block_flag; /* NULL: reads and syncs untouched */
 static const char *block_suffix = ".part";
 static const char *blocked_path;
 static const char *stats_path;

@@ -170,8 +170,8 @@ Test(guard, full_names_the_cap_a_new_connection_would_hit)
         cr_assert_eq(admit(g, &n, T0, NULL, NULL), 0);
     }
     cr_assert_eq(guard_full(g, &other, T0), GUARD_FULL_ALL);
-    cr_assert_eq(guard_full(g, &a, T0), GUARD_FULL_ADDR, "its own cap first: evicting there "
-                                                           "makes room under both");
+    cr_assert_eq(guard_full(g, &a, T0), GUARD_FULL_ADDR,
+                 "its own cap first: evicting there makes room under both");
     guard_release(g, &a);
     cr_assert_eq(guard_full(g, &a, T0), GUARD_ROOM);
     free(g);
