@@ -91,6 +91,19 @@ int guard_admit(struct guard *g, const struct guard_addr *a, uint64_t now, const
     return 0;
 }
 
+enum guard_full guard_full(const struct guard *g, const struct guard_addr *a, uint64_t now)
+{
+    const struct guard_entry *e = find(g, a);
+
+    if (e != NULL && e->locked_until_ms > now)
+        return GUARD_ROOM;
+    if (e != NULL && e->pending >= GUARD_MAX_PER_ADDR)
+        return GUARD_FULL_ADDR;
+    if (g->pending >= GUARD_MAX_PENDING)
+        return GUARD_FULL_ALL;
+    return GUARD_ROOM;
+}
+
 void guard_release(struct guard *g, const struct guard_addr *a)
 {
     struct guard_entry *e = find(g, a);

@@ -130,6 +130,7 @@ struct receiver {
     const struct auth_psk *psk;
     struct guard guard;
     uint64_t last_guard_report;
+    uint64_t last_accept_report;
     const char *generated_secret; /* to print with the sender's command */
     uv_tcp_t listeners[2]; /* IPv4 and IPv6, or the one --bind names */
     int listening[2];
@@ -355,8 +356,8 @@ static void conn_io_error(struct conn *c, const char *what, int rc)
 
     report_error("%s %s: %s; the partial is kept and the sender will retry", what,
                  f != NULL ? report_escaped(f->name) : "", xfer_strerror(rc));
-    snprintf(text, sizeof(text), "receiver %s %s: %s; the transfer resumes when that is fixed",
-             what, f != NULL ? f->name : "", xfer_strerror(rc));
+    snprintf(text, sizeof(text), "receiver %s %s: %s; the partial is kept", what,
+             f != NULL ? f->name : "", xfer_strerror(rc));
     /* ERROR, not REFUSE: the condition may pass (space freed), so the sender
      * reconnects and resumes from the last confirmed offset. */
     link_fail(&c->link, rc, code, text);
@@ -748,7 +749,8 @@ static void pump(struct conn *c);
 static int pend_append(struct rfile *f, const uint64_t *hashes, size_t n)
 {
     if (n == 0)
-        return 0; /* the batch's first chunk was bad; f->pend may still be NULL */
+        return 0; /* the batch's first chunk was bad or its write failed: f->pend may
+                   * still be NULL, which memcpy must not get */
     if (f->npend + n > f->pend_cap) {
         size_t cap = f->pend_cap ? f->pend_cap * 2 : 64;
         uint64_t *p;
@@ -1642,6 +1644,48 @@ static void on_signal(uv_signal_t *s, int signum)
     receiver_maybe_exit(rx);
 }
 
+/* At a pre-authentication cap, the newcomer takes the place of an older
+ * pending connection (from its own address at the per-address cap, from
+ * anywhere at the global one): first one that has sent nothing at all, else
+ * the oldest. A sender says HELLO as soon as it connects and needs one round
+ * trip, so idle or stalled connections can no longer keep it out for the
+ * whole handshake deadline; flooding only evicts floods. Returns whether a
+ * connection was dropped. */
+static int evict_pending(struct receiver *rx, const struct conn *newcomer,
+                         const struct guard_addr *from)
+{
+    struct conn *victim = NULL;
+
+    for (struct conn *c = rx->conns; c != NULL; c = c->next) {
+        int silent;
+        int victim_silent;
+
+        if (c == newcomer || !c->guarded || !link_is_open(&c->link))
+            continue;
+        if (from != NULL && memcmp(&c->addr, from, sizeof(*from)) != 0)
+            continue;
+        silent = c->link.rx_bytes == 0;
+        victim_silent = victim != NULL && victim->link.rx_bytes == 0;
+        if (victim == NULL || (silent && !victim_silent) ||
+            (silent == victim_silent && c->accepted_ms < victim->accepted_ms))
+            victim = c;
+    }
+    if (victim == NULL)
+        return 0;
+    /* Shares the turned-away lines' budget: one a second at most. */
+    if (uv_now(rx->loop) - rx->last_guard_report >= 1000) {
+        rx->last_guard_report = uv_now(rx->loop);
+        report_info("dropped %s, %s in its handshake, to make room for %s", victim->peer,
+                    victim->link.rx_bytes == 0 ? "silent" : "the oldest", newcomer->peer);
+    }
+    /* It stops counting now, not when its close completes. */
+    guard_release(&rx->guard, &victim->addr);
+    victim->guarded = 0;
+    link_fail(&victim->link, UV_ECONNREFUSED, PROTO_BUSY,
+              "too many connections in their handshake; this one was the oldest; retry later");
+    return 1;
+}
+
 /* Counts a new connection against the pre-authentication limits; one over
  * them is told why and closed before it can cost anything. */
 static void admit(struct receiver *rx, struct conn *c)
@@ -1657,6 +1701,16 @@ static void admit(struct receiver *rx, struct conn *c)
         guard_addr_from(&c->addr, &ss) < 0) {
         link_close(&c->link, UV_ECONNABORTED);
         return;
+    }
+    switch (guard_full(&rx->guard, &c->addr, now)) {
+    case GUARD_FULL_ADDR:
+        (void)evict_pending(rx, c, &c->addr); /* none evictable: admit refuses */
+        break;
+    case GUARD_FULL_ALL:
+        (void)evict_pending(rx, c, NULL);
+        break;
+    case GUARD_ROOM:
+        break;
     }
     if (guard_admit(&rx->guard, &c->addr, now, &why, &retry_ms) == 0) {
         c->guarded = 1;
@@ -1721,7 +1775,17 @@ static void on_connection(uv_stream_t *server, int status)
     struct conn *c;
 
     if (status < 0) {
-        report_error("accepting a connection failed: %s", uv_strerror(status));
+        /* libuv retries at once after telling us, so this can come in a
+         * burst (out of descriptors, say): one line a second at most. */
+        uint64_t now = uv_now(rx->loop);
+
+        if (now - rx->last_accept_report >= 1000 || rx->last_accept_report == 0) {
+            rx->last_accept_report = now;
+            report_error("accepting a connection failed: %s%s", uv_strerror(status),
+                         status == UV_EMFILE || status == UV_ENFILE
+                             ? "; raise the open-files limit (ulimit -n)"
+                             : "");
+        }
         return;
     }
     c = conn_new(rx);

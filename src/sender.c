@@ -66,6 +66,8 @@ struct sfile {
     int restarts;
     int announced;
     uint64_t busy_since;
+    int storage_errors; /* the receiver could not store it, without progress since */
+    uint64_t storage_acked;
     uint64_t started_ms;
     uint64_t start_offset;
 };
@@ -124,6 +126,7 @@ struct sender {
     int progress_shown;
     int exit_code;
     int finished;
+    int signals; /* SIGINT and SIGTERM received */
     char why[512];
 };
 
@@ -625,15 +628,57 @@ static int on_refuse(struct sender *s, struct sfile *f, const struct proto_frame
         link_finish(&s->conn->link);
         return 0;
     }
-    report_error("%s refused by the receiver: %s", f->name, report_escaped(fr->u.refuse.text));
+    report_error("%s refused by the receiver: %s%s", f->name, report_escaped(fr->u.refuse.text),
+                 fr->u.refuse.code == PROTO_NO_SPACE
+                     ? "; free space there, then run the same command again"
+                     : "");
     set_failure(s, f, XFER_EXIT_REFUSED);
     offer_next(s);
     return 0;
 }
 
+/* The receiver could not store what we sent: its disk is full or failing.
+ * One reconnect is free (a passing fault clears by itself; a full disk is
+ * then refused at the offer, with the numbers); the same error again with
+ * nothing confirmed in between needs someone on the receiver, so the file is
+ * given up with a line saying what, where and what to do, rather than
+ * retried for --retry-for and reported as unreachable. The receiver keeps
+ * the partial: a rerun resumes from what it confirmed. */
+static int on_storage_error(struct sender *s, struct sfile *f, const struct proto_frame *fr)
+{
+    char at[48] = ""; /* acked is this file's only once it was accepted */
+
+    if (f->storage_errors == 0 || s->acked > f->storage_acked) {
+        f->storage_errors = 1;
+        f->storage_acked = s->acked;
+        snprintf(s->why, sizeof(s->why), "receiver: %s", report_escaped(fr->u.error.text));
+        link_close(&s->conn->link, 0);
+        return 0;
+    }
+    if (s->state == S_STREAMING || s->state == S_ENDED)
+        snprintf(at, sizeof(at), " to resume from byte %" PRIu64, s->acked);
+    report_error("%s not stored: %s; fix that on the receiver (free space, check its disk), "
+                 "then run the same command again%s",
+                 f->name, report_escaped(fr->u.error.text), at);
+    set_failure(s, f, XFER_EXIT_REFUSED);
+    /* As for a failed verification: a fresh connection goes on with the
+     * next file, or says goodbye. */
+    snprintf(s->why, sizeof(s->why), "gave up on %s", f->name);
+    s->attempt = 1;
+    link_close(&s->conn->link, 0);
+    return 0;
+}
+
 static int on_error_frame(struct sender *s, const struct proto_frame *fr)
 {
+    struct sfile *f = cur_file(s);
+
     clear_progress(s);
+    /* Only once authenticated: before that an ERROR is unsealed and anyone's. */
+    if ((fr->u.error.code == PROTO_NO_SPACE || fr->u.error.code == PROTO_IO) && f != NULL &&
+        (s->state == S_OFFERED || s->state == S_HASHING || s->state == S_STREAMING ||
+         s->state == S_ENDED))
+        return on_storage_error(s, f, fr);
     if (fr->u.error.code == PROTO_AUTH_FAILED) {
         report_error("the receiver at %s port %s refused this sender: the secrets differ; "
                      "check XFER_SECRET or --secret-file on both sides (receiver said: %s)",
@@ -1012,6 +1057,13 @@ static void on_signal(uv_signal_t *sig, int signum)
     struct sender *s = sig->data;
 
     clear_progress(s);
+    if (s->signals++ > 0) {
+        /* The first one's shutdown is waiting on something (a read of a
+         * hung disk, say): the user asked twice, so stop waiting. Nothing
+         * is lost: the receiver keeps what it confirmed. */
+        report_error("second signal: exiting now; run the same command again to resume");
+        _exit(XFER_EXIT_INTERRUPTED);
+    }
     report_error("%s; run the same command again to resume",
                  signum == SIGINT ? "interrupted" : "terminated");
     finish(s, XFER_EXIT_INTERRUPTED);
@@ -1032,8 +1084,11 @@ static void finish(struct sender *s, int code)
         link_close(&s->conn->link, 0);
     uv_close((uv_handle_t *)&s->backoff, NULL);
     uv_close((uv_handle_t *)&s->progress, NULL);
-    uv_close((uv_handle_t *)&s->sigint, NULL);
-    uv_close((uv_handle_t *)&s->sigterm, NULL);
+    /* The signal handles stay open, only unreferenced, until the loop has
+     * drained: a second signal during the wait for jobs in flight must
+     * still reach on_signal(), not the default action. */
+    uv_unref((uv_handle_t *)&s->sigint);
+    uv_unref((uv_handle_t *)&s->sigterm);
 }
 
 /* ---- setup ------------------------------------------------------------------ */
@@ -1146,6 +1201,9 @@ int sender_run(const struct cli_opts *o, const struct auth_psk *psk)
         (void)uv_timer_start(&s.progress, on_progress, PROGRESS_MS, PROGRESS_MS);
     start_connect(&s);
     (void)uv_run(s.loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&s.sigint, NULL);
+    uv_close((uv_handle_t *)&s.sigterm, NULL);
+    (void)uv_run(s.loop, UV_RUN_DEFAULT); /* their close callbacks */
     code = s.exit_code;
     cleanup(&s);
     if (uv_loop_close(s.loop) != 0)

@@ -3,7 +3,9 @@
  * from one address; an address whose proofs keep failing is turned away for
  * a while, twice as long each time. A connection counts as pending from
  * guard_admit() until guard_release(). Pure bookkeeping: no I/O; time comes
- * from the caller. The table is fixed-size: it never grows with a flood. */
+ * from the caller. The table is fixed-size: it never grows with a flood.
+ * At a cap the caller may make room by dropping an older pending connection
+ * (guard_full() says which cap) rather than turn the new one away. */
 #ifndef XFER_GUARD_H
 #define XFER_GUARD_H
 
@@ -41,6 +43,16 @@ struct guard {
  * reason) and *retry_ms how long the caller may tell the peer to wait. */
 int guard_admit(struct guard *g, const struct guard_addr *a, uint64_t now, const char **why,
                 uint64_t *retry_ms);
+
+enum guard_full {
+    GUARD_ROOM = 0,  /* guard_admit() will not hit a cap */
+    GUARD_FULL_ADDR, /* a holds GUARD_MAX_PER_ADDR pending connections */
+    GUARD_FULL_ALL   /* GUARD_MAX_PENDING are pending in all */
+};
+
+/* Which cap a new connection from a would hit; a locked-out address is not
+ * a full one (guard_admit() turns it away whatever is pending). */
+enum guard_full guard_full(const struct guard *g, const struct guard_addr *a, uint64_t now);
 
 /* The connection from a authenticated or went away. */
 void guard_release(struct guard *g, const struct guard_addr *a);

@@ -1118,6 +1118,10 @@ static void hx_session(int fd, const struct hx_plan *plan, struct hx_seen *seen)
     }
     seen->handshakes++;
     r = hx_next(&c, &f, deadline);
+    if (r == 1 && f.type == HX_T_BYE) {
+        seen->byes++; /* it gave up on its file and has come to say goodbye */
+        goto out;
+    }
     if (r != 1 || f.type != HX_T_OFFER || f.len < 26) {
         hx_problem(seen, "no OFFER after the handshake", r);
         goto out;
@@ -1376,7 +1380,7 @@ Test(fs, refuse_text_from_the_receiver_is_printed_escaped)
 Test(fs, error_text_from_the_receiver_is_printed_escaped)
 {
     /* Checks the same for the text of an ERROR frame (code IO), which the sender repeats in its
-     * "connection lost" and "gave up" lines; it exits 3 after --retry-for 1. */
+     * "connection lost" line and, the second time, in the line giving up on the file: exit 4. */
     char *src = harness_must_src("src/errored.bin", 1000, 64);
     struct hx_plan plan = {HX_ERROR, 0, 6 /* IO */, hostile_text};
     struct hx_seen seen;
@@ -1386,7 +1390,8 @@ Test(fs, error_text_from_the_receiver_is_printed_escaped)
     rc = hx_run(&plan, src, "1", &seen);
     log = harness_log("send");
     must_show_hostile_text_escaped(log);
-    cr_assert_eq(rc, 3, "sender exit %d (want 3: gave up); stderr:\n%s", rc, log);
+    cr_assert_eq(rc, 4, "sender exit %d (want 4: the receiver cannot store it); stderr:\n%s", rc,
+                 log);
     cr_assert(strstr(log, "xfer: error:") != NULL, "no `xfer: error:` line; stderr:\n%s", log);
     cr_assert_eq(seen.data, 0);
 }

@@ -151,6 +151,46 @@ Test(guard, admits_max_pending_in_all_and_refuses_the_next_from_anywhere)
     free(g);
 }
 
+Test(guard, full_names_the_cap_a_new_connection_would_hit)
+{
+    /* Checks guard_full(): room, then the per-address cap for that address only, then the
+     * global cap for everyone; releasing one makes room again. */
+    struct guard *g = guard_new();
+    struct guard_addr a = v4("192.0.2.7", 1);
+    struct guard_addr other = v4("192.0.2.8", 1);
+
+    cr_assert_eq(guard_full(g, &a, T0), GUARD_ROOM);
+    for (int i = 0; i < GUARD_MAX_PER_ADDR; i++)
+        cr_assert_eq(admit(g, &a, T0, NULL, NULL), 0);
+    cr_assert_eq(guard_full(g, &a, T0), GUARD_FULL_ADDR);
+    cr_assert_eq(guard_full(g, &other, T0), GUARD_ROOM);
+    for (uint32_t i = 0; g->pending < GUARD_MAX_PENDING; i++) {
+        struct guard_addr n = nth(i);
+
+        cr_assert_eq(admit(g, &n, T0, NULL, NULL), 0);
+    }
+    cr_assert_eq(guard_full(g, &other, T0), GUARD_FULL_ALL);
+    cr_assert_eq(guard_full(g, &a, T0), GUARD_FULL_ADDR,
+                 "its own cap first: evicting there makes room under both");
+    guard_release(g, &a);
+    cr_assert_eq(guard_full(g, &a, T0), GUARD_ROOM);
+    free(g);
+}
+
+Test(guard, full_does_not_offer_room_to_a_locked_address)
+{
+    /* Checks that a locked-out address at its cap is not reported full (nothing should be
+     * evicted for it: guard_admit() turns it away regardless). */
+    struct guard *g = guard_new();
+    struct guard_addr a = v4("203.0.113.9", 1);
+
+    for (int i = 0; i <= GUARD_FREE_FAILURES; i++)
+        fail_once(g, &a, T0);
+    cr_assert_eq(guard_full(g, &a, T0), GUARD_ROOM);
+    cr_assert_eq(admit(g, &a, T0, NULL, NULL), -1);
+    free(g);
+}
+
 Test(guard, the_three_refusals_give_three_different_reasons)
 {
     /* Checks that per-address, global and lock-out refusals each say which limit was hit. */
