@@ -1918,6 +1918,10 @@ int receiver_run(const struct cli_opts *o, const struct auth_psk *psk, const cha
     rx.ticker.data = &rx;
     rx.sigint.data = &rx;
     rx.sigterm.data = &rx;
+    /* Before the listening line: whoever waits for it and then stops us gets a clean
+     * shutdown, not a death by the signal. The loop delivers it once it runs. */
+    (void)uv_signal_start(&rx.sigint, on_signal, SIGINT);
+    (void)uv_signal_start(&rx.sigterm, on_signal, SIGTERM);
     rc = start_listening(&rx);
     if (rc < 0) {
         uv_walk(rx.loop, walk_close, NULL);
@@ -1928,8 +1932,6 @@ int receiver_run(const struct cli_opts *o, const struct auth_psk *psk, const cha
     if (rx.generated_secret != NULL)
         print_sender_command(&rx);
     (void)uv_timer_start(&rx.ticker, on_ticker, 100, 100);
-    (void)uv_signal_start(&rx.sigint, on_signal, SIGINT);
-    (void)uv_signal_start(&rx.sigterm, on_signal, SIGTERM);
     (void)uv_run(rx.loop, UV_RUN_DEFAULT);
     (void)close(rx.dirfd);
     rc = uv_loop_close(rx.loop);
