@@ -297,6 +297,10 @@ static pid_t spawn(char *const argv[], int in_fd, const char *out)
     fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0600);
     if (in_fd < 0 || fd < 0 || dup2(in_fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
         _exit(127);
+    if (in_fd > 2)
+        close(in_fd);
+    if (fd > 2)
+        close(fd);
     execv(argv[0], argv);
     _exit(127);
 }
