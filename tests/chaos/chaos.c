@@ -7,6 +7,7 @@
  *
  *   tests/chaos/run --seed N --minutes M [--bin PATH]       (the wrapper; builds if needed)
  *   chaos --seed N --minutes M --bin XFER --proxy FAULTPROXY [--rss-limit-mib N]
+ *   chaos --seed N --plan K        (prints the plan of the first K transfers; runs nothing)
  *
  * It starts transfers for M minutes (a fraction is fine), finishes the last one, and
  * prints as its last line
@@ -166,6 +167,7 @@ static struct soak {
     const char *xfer;
     const char *proxy_bin;
     uint64_t rss_limit;
+    uint64_t plan; /* --plan K: print K transfers' plan and exit */
     uint64_t rng; /* the plan's stream: consumed only by plan_transfer() */
     char tmp[TMP_MAX_LEN + 16]; /* short, so no path made from it is ever cut off */
     char dir[TMP_MAX_LEN + 32];
@@ -194,6 +196,7 @@ static struct soak {
     uint64_t resumes;       /* resume offsets checked */
     uint64_t resumes_above; /* of which against a confirmed offset above 0 */
     uint64_t hwm_max;
+    uint64_t leftovers; /* files left in D/.xfer after a transfer settled */
     int failed;
     struct {
         const char *why;
@@ -768,6 +771,10 @@ static int make_source(const struct transfer *t)
 
     if (fd < 0)
         return -errno;
+    if (t->size > MAX_SIZE && !t->oversize) {
+        (void)close(fd); /* empty yet: nothing to lose */
+        return -EFBIG;   /* a bug in plan_size(), which must not fill our disk */
+    }
     if (t->oversize) {
         /* Refused before any byte is read: a sparse file costs nothing. */
         if (ftruncate(fd, (off_t)t->size) < 0)
@@ -857,6 +864,38 @@ static void dir_report(const char *path)
     closedir(d);
 }
 
+/* After a transfer settled, D/.xfer holds no partial: a commit renames it into place and
+ * a refusal for space leaves no trace. A journal may be left by a receiver killed between
+ * the commit's rename and the journal's removal (the rerun finds the file identical);
+ * such leftovers are counted and removed. */
+static void leftovers_check(const struct transfer *t)
+{
+    char path[sizeof S.dir + 8];
+    char sub[sizeof path + NAME_MAX + 2];
+    struct dirent *e;
+    DIR *d;
+
+    snprintf(path, sizeof path, "%s/.xfer", S.dir);
+    d = opendir(path);
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        if (n > 5 && strcmp(e->d_name + n - 5, ".part") == 0) {
+            fail("%s settled, yet %s is left", t->name, sub);
+            dir_report(S.dir);
+        }
+        S.leftovers++;
+        (void)unlink(sub);
+    }
+    closedir(d);
+    (void)rmdir(path);
+}
+
 static void ballast_free(void)
 {
     if (!S.ballast_on)
@@ -924,8 +963,8 @@ static uint64_t plan_size(int *oversize)
     uint64_t r = rnd(0, 99);
 
     *oversize = 0;
-    if (r < 10) /* on or next to a chunk boundary */
-        return rnd(0, 40) * MIB + rnd(0, 2) - 1 + (r == 0);
+    if (r < 10) /* on a chunk boundary, or a byte either side */
+        return rnd(1, 40) * MIB - 1 + rnd(0, 2);
     if (r < 15)
         return r < 12 ? 0 : rnd(1, 16);
     if (r < 35)
@@ -1245,6 +1284,8 @@ static void run_transfer(struct transfer *t)
     S.cur = NULL;
     secs = now_ms() - t->start_ms;
     if (settled && !S.failed)
+        leftovers_check(t);
+    if (settled && !S.failed)
         say("#%" PRIu64 " %s (%s): %s, %d fault%s%s%s%s, %d run%s, %.1f s", t->idx, t->name,
             size, t->oversize ? "refused (too large)" : "verified", t->nhit,
             t->nhit == 1 ? "" : "s", t->nhit > 0 ? " (" : "", t->done_faults,
@@ -1381,6 +1422,8 @@ static int parse_args(int argc, char **argv)
             S.minutes = strtod(v, &end);
             if (!(S.minutes >= 0 && S.minutes <= 10000))
                 errno = ERANGE;
+        } else if (strcmp(k, "--plan") == 0) {
+            S.plan = strtoull(v, &end, 10);
         } else if (strcmp(k, "--rss-limit-mib") == 0) {
             S.rss_limit = strtoull(v, &end, 10);
         } else if (strcmp(k, "--bin") == 0) {
@@ -1395,14 +1438,34 @@ static int parse_args(int argc, char **argv)
         if (errno != 0 || *end != '\0' || *v == '\0' || *v == '-')
             break;
     }
+    if (i == argc && seeded && S.plan > 0)
+        return 0;
     if (i != argc || !seeded || S.xfer == NULL || S.proxy_bin == NULL || S.minutes <= 0) {
         fprintf(stderr, "usage: chaos --seed N --minutes M --bin XFER --proxy FAULTPROXY "
-                        "[--rss-limit-mib N]\n");
+                        "[--rss-limit-mib N]\n       chaos --seed N --plan K\n");
         return -1;
     }
     if (access(S.xfer, X_OK) < 0 || access(S.proxy_bin, X_OK) < 0) {
         fprintf(stderr, "chaos: error: %s or %s is not executable\n", S.xfer, S.proxy_bin);
         return -1;
+    }
+    return 0;
+}
+
+/* The plan alone: what a run with this seed does, transfer by transfer. */
+static int print_plan(void)
+{
+    struct transfer t;
+    uint64_t i;
+    int k;
+
+    for (i = 1; i <= S.plan; i++) {
+        plan_transfer(&t, i);
+        printf("#%" PRIu64 " %" PRIu64 " bytes%s:", i, t.size, t.oversize ? " (too large)" : "");
+        for (k = 0; k < t.nfaults; k++)
+            printf(" %s after %" PRIu64 " ms", kinds[t.faults[k].kind].name,
+                   t.faults[k].delay_ms);
+        printf("\n");
     }
     return 0;
 }
@@ -1427,6 +1490,8 @@ int main(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN); /* a dead proxy fails the write, and its death is reported */
     S.rng = S.seed;
+    if (S.plan > 0)
+        return print_plan();
     say("seed %" PRIu64 ", %g minutes, xfer %s; rerun with: tests/chaos/run --seed %" PRIu64
         " --minutes %g",
         S.seed, S.minutes, S.xfer, S.seed, S.minutes);
@@ -1459,6 +1524,9 @@ int main(int argc, char **argv)
     say("%" PRIu64 " resume offsets checked, %" PRIu64 " of them against a confirmed offset "
         "above 0 (the highest seen: %" PRIu64 ")",
         S.resumes, S.resumes_above, S.hwm_max);
+    if (S.leftovers > 0)
+        say("note: %" PRIu64 " journals were left in %s/.xfer by transfers that had settled",
+            S.leftovers, S.dir);
     for (k = 0; k < S.nrefusals; k++)
         say("accepted refusals (%s): %" PRIu64 ", e.g. %s", S.refusals[k].why, S.refusals[k].n,
             S.refusals[k].example);
