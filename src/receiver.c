@@ -745,6 +745,10 @@ static void pump(struct conn *c);
 
 static int pend_append(struct rfile *f, const uint64_t *hashes, size_t n)
 {
+    /* A write job that wrote nothing (its first chunk bad, or the disk full) has no hash
+     * to add, and f->pend may still be NULL: memcpy() must not see it even for 0 bytes. */
+    if (n == 0)
+        return 0;
     if (f->npend + n > f->pend_cap) {
         size_t cap = f->pend_cap ? f->pend_cap * 2 : 64;
         uint64_t *p;
@@ -886,7 +890,8 @@ static void sync_done(uv_work_t *req, int status)
         return;
     }
     f->npend -= sj->n;
-    memmove(f->pend, f->pend + sj->n, f->npend * sizeof(*f->pend));
+    if (f->npend > 0) /* else f->pend may be NULL */
+        memmove(f->pend, f->pend + sj->n, f->npend * sizeof(*f->pend));
     f->pend_from += sj->n;
     f->confirmed = sj->offset;
     f->last_ack_ms = uv_now(c->rx->loop);
@@ -912,7 +917,8 @@ static void start_sync(struct conn *c)
     sj->state = fileio_hash_state_new();
     if (sj->hashes == NULL || sj->state == NULL)
         goto fail;
-    memcpy(sj->hashes, f->pend, f->npend * sizeof(uint64_t));
+    if (f->npend > 0) /* else f->pend may be NULL */
+        memcpy(sj->hashes, f->pend, f->npend * sizeof(uint64_t));
     XXH3_copyState(sj->state, f->snap);
     if (job_submit(&sj->jb, c, sync_work, sync_done) < 0)
         goto fail;
