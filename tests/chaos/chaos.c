@@ -38,6 +38,7 @@
  *   was killed. The receiver prints the offset it resumes a file at ("resuming NAME at N"
  *   or "receiving NAME", offset 0); every such N must be at least the highest confirmed
  *   offset seen for NAME before the line was read. The shortfall adds to L.
+ * - Once a transfer has settled, D/.xfer holds no partial (no disk space leaks).
  * - The receiver's VmRSS stays below --rss-limit-mib (default 64), read every 250 ms.
  * - The receiver exits only when the soak kills it; after SIGTERM it exits 0 within 20 s.
  * - Every wait has a deadline; a transfer that does not settle within its own (30 s, plus
@@ -47,9 +48,10 @@
  * (so it cannot outlive the soak); without root it is a plain directory, and disk-full
  * faults and oversized files are skipped (the output says so). Everything else lives in a
  * directory under $TMPDIR (default /tmp), removed at the end; on failure the logs in it
- * are kept and their path printed (also with CHAOS_KEEP_LOGS set). Children get PR_SET_PDEATHSIG and their own process
- * group; they are killed by pid on every way out, SIGINT and SIGTERM of the soak included.
- * Only 127.0.0.1 is used. */
+ * are kept and their path printed (also with CHAOS_KEEP_LOGS set). Children get
+ * PR_SET_PDEATHSIG and their own process group; they are killed by pid on every way out,
+ * SIGINT and SIGTERM of the soak included. Only 127.0.0.1 is used. Both sides run with
+ * XFER_IDLE_TIMEOUT=1.5, so a long stall (2.25 to 4.5 s) costs seconds, not 15. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
