@@ -82,7 +82,7 @@
 #define RSS_POLL_MS 250
 #define IDLE_TIMEOUT "1.5" /* XFER_IDLE_TIMEOUT for both sides: stalls cost seconds, not 15 */
 #define IDLE_MS 1500
-#define RETRY_FOR "120"   /* the sender's --retry-for: longer than any outage we cause */
+#define RETRY_FOR "120" /* the sender's --retry-for: longer than any outage we cause */
 #define TMPFS_MIB 448
 #define MAX_SIZE (320 * MIB) /* largest file that fits the tmpfs */
 #define MAX_FAULTS 4
@@ -169,8 +169,8 @@ static struct soak {
     const char *xfer;
     const char *proxy_bin;
     uint64_t rss_limit;
-    uint64_t plan; /* --plan K: print K transfers' plan and exit */
-    uint64_t rng; /* the plan's stream: consumed only by plan_transfer() */
+    uint64_t plan;              /* --plan K: print K transfers' plan and exit */
+    uint64_t rng;               /* the plan's stream: consumed only by plan_transfer() */
     char tmp[TMP_MAX_LEN + 16]; /* short, so no path made from it is ever cut off */
     char dir[TMP_MAX_LEN + 32];
     char logs[TMP_MAX_LEN + 32];
@@ -464,8 +464,7 @@ static uint64_t be(const uint8_t *p, int n)
 /* The confirmed offset in the journal at path, if it is the journal of name and size:
  * the header, then records up to the first torn or damaged one, as xfer-protocol(7)
  * says. Returns 0, or -1 when there is no such journal. */
-static int journal_confirmed(const char *path, const char *name, uint64_t size,
-                             uint64_t *confirmed)
+static int journal_confirmed(const char *path, const char *name, uint64_t size, uint64_t *confirmed)
 {
     static uint8_t *p;
     struct stat st;
@@ -567,8 +566,8 @@ static void recv_line(const char *line)
     if (off >= t->hwm)
         return;
     /* Counted in the summary, which fails the run; the soak goes on meanwhile. */
-    say("LOST: %s resumed at %" PRIu64 ", below its confirmed offset %" PRIu64
-        " (%" PRIu64 " confirmed bytes asked for again)",
+    say("LOST: %s resumed at %" PRIu64 ", below its confirmed offset %" PRIu64 " (%" PRIu64
+        " confirmed bytes asked for again)",
         t->name, off, t->hwm, t->hwm - off);
     S.lost += t->hwm - off;
 }
@@ -577,8 +576,8 @@ static int recv_start(void)
 {
     char port[16];
     char line[1024];
-    char *argv[] = {(char *)S.xfer, "recv", "--bind", "127.0.0.1", "--port", port, "--dir",
-                    S.dir, NULL};
+    char *argv[] = {(char *)S.xfer, "recv",  "--bind", "127.0.0.1", "--port",
+                    port,           "--dir", S.dir,    NULL};
     uint64_t end = now_ms() + START_MS;
     int st;
     pid_t pid;
@@ -648,8 +647,7 @@ static void rss_check(void)
     if (kib > S.rss_max)
         S.rss_max = kib;
     if (kib > S.rss_limit * 1024)
-        fail("receiver RSS %" PRIu64 " KiB is above the %" PRIu64 " MiB bound", kib,
-             S.rss_limit);
+        fail("receiver RSS %" PRIu64 " KiB is above the %" PRIu64 " MiB bound", kib, S.rss_limit);
 }
 
 /* Stops the receiver (SIGKILL or SIGTERM), reads its journal, starts it again. */
@@ -688,8 +686,8 @@ static int proxy_start(void)
     char target[64];
     char portfile[PATH_MAX];
     char statsfile[PATH_MAX];
-    char *argv[] = {(char *)S.proxy_bin, "--target", target, "--port-file", portfile,
-                    "--stats", statsfile, "--control-fd", "0", NULL};
+    char *argv[] = {(char *)S.proxy_bin, "--target", target,         "--port-file", portfile,
+                    "--stats",           statsfile,  "--control-fd", "0",           NULL};
     uint64_t end = now_ms() + START_MS;
     int fds[2];
     FILE *f;
@@ -1090,9 +1088,10 @@ static int inject(struct transfer *t, const struct fault *f)
         if (f->kind == FK_STALL)
             snprintf(cmd, sizeof cmd, "stall %" PRIu64, f->param);
         else
-            snprintf(cmd, sizeof cmd, "%s", f->kind == FK_CUT      ? "cut"
-                                            : f->kind == FK_FLIP_UP ? "flip up"
-                                                                    : "flip down");
+            snprintf(cmd, sizeof cmd, "%s",
+                     f->kind == FK_CUT       ? "cut"
+                     : f->kind == FK_FLIP_UP ? "flip up"
+                                             : "flip down");
         if (proxy_cmd(cmd) == 0)
             record(t, f->kind);
         return 0;
@@ -1191,8 +1190,7 @@ static enum outcome judge(struct transfer *t, int st)
         note_refusal("busy", err);
         return RUN_AGAIN;
     }
-    if ((code == 7 || (code == 4 && log_has(log, t->log_from, "protocol version"))) &&
-        t->flipped) {
+    if ((code == 7 || (code == 4 && log_has(log, t->log_from, "protocol version"))) && t->flipped) {
         note_refusal("handshake flipped", err);
         return RUN_AGAIN;
     }
@@ -1229,8 +1227,7 @@ static void run_transfer(struct transfer *t)
 
     size_text(t->size, size, sizeof size);
     if (t->oversize && !S.mounted) {
-        say("#%" PRIu64 " %s (%s): skipped, larger than any tmpfs we have", t->idx, t->name,
-            size);
+        say("#%" PRIu64 " %s (%s): skipped, larger than any tmpfs we have", t->idx, t->name, size);
         return;
     }
     r = make_source(t);
@@ -1288,10 +1285,10 @@ static void run_transfer(struct transfer *t)
     if (settled && !S.failed)
         leftovers_check(t);
     if (settled && !S.failed)
-        say("#%" PRIu64 " %s (%s): %s, %d fault%s%s%s%s, %d run%s, %.1f s", t->idx, t->name,
-            size, t->oversize ? "refused (too large)" : "verified", t->nhit,
-            t->nhit == 1 ? "" : "s", t->nhit > 0 ? " (" : "", t->done_faults,
-            t->nhit > 0 ? ")" : "", t->runs, t->runs == 1 ? "" : "s", (double)secs / 1000);
+        say("#%" PRIu64 " %s (%s): %s, %d fault%s%s%s%s, %d run%s, %.1f s", t->idx, t->name, size,
+            t->oversize ? "refused (too large)" : "verified", t->nhit, t->nhit == 1 ? "" : "s",
+            t->nhit > 0 ? " (" : "", t->done_faults, t->nhit > 0 ? ")" : "", t->runs,
+            t->runs == 1 ? "" : "s", (double)secs / 1000);
     (void)unlink(t->src);
     (void)unlink(t->dst);
 }
@@ -1465,8 +1462,7 @@ static int print_plan(void)
         plan_transfer(&t, i);
         printf("#%" PRIu64 " %" PRIu64 " bytes%s:", i, t.size, t.oversize ? " (too large)" : "");
         for (k = 0; k < t.nfaults; k++)
-            printf(" %s after %" PRIu64 " ms", kinds[t.faults[k].kind].name,
-                   t.faults[k].delay_ms);
+            printf(" %s after %" PRIu64 " ms", kinds[t.faults[k].kind].name, t.faults[k].delay_ms);
         printf("\n");
     }
     return 0;
@@ -1513,12 +1509,12 @@ int main(int argc, char **argv)
     }
     for (k = 0; k < FK_COUNT; k++)
         faults += S.hits[k];
-    say("faults by kind: cut %" PRIu64 ", stall %" PRIu64 ", flip %" PRIu64 ", kill -9 sender %" PRIu64
-        ", SIGTERM sender %" PRIu64 ", kill -9 receiver %" PRIu64 ", SIGTERM receiver %" PRIu64
-        ", disk full %" PRIu64,
+    say("faults by kind: cut %" PRIu64 ", stall %" PRIu64 ", flip %" PRIu64
+        ", kill -9 sender %" PRIu64 ", SIGTERM sender %" PRIu64 ", kill -9 receiver %" PRIu64
+        ", SIGTERM receiver %" PRIu64 ", disk full %" PRIu64,
         S.hits[FK_CUT], S.hits[FK_STALL], S.hits[FK_FLIP_UP] + S.hits[FK_FLIP_DOWN],
-        S.hits[FK_KILL_SENDER], S.hits[FK_TERM_SENDER], S.hits[FK_KILL_RECV],
-        S.hits[FK_TERM_RECV], S.hits[FK_DISK_FULL]);
+        S.hits[FK_KILL_SENDER], S.hits[FK_TERM_SENDER], S.hits[FK_KILL_RECV], S.hits[FK_TERM_RECV],
+        S.hits[FK_DISK_FULL]);
     say("%" PRIu64 " sender reruns, %" PRIu64 " files refused as planned (too large), "
         "receiver peak RSS %.1f MiB (bound %" PRIu64 "), %.1f min",
         S.reruns, S.refused, (double)S.rss_max / 1024, S.rss_limit,

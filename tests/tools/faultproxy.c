@@ -85,7 +85,7 @@ struct conn {
     uint64_t tick_ms;
     uint64_t cut_ms;
     uint64_t stall_ms; /* of the stall in progress; NONE: until a peer closes */
-    int handles; /* open uv handles; the conn is freed when none is left */
+    int handles;       /* open uv handles; the conn is freed when none is left */
     int connected;
     int stalled;
     int cutting;
@@ -108,7 +108,7 @@ static struct {
     uv_pipe_t control;
     char line[256]; /* control command being read */
     size_t line_len;
-    int flip_up;   /* a control "flip" waits for the next read in that direction */
+    int flip_up; /* a control "flip" waits for the next read in that direction */
     int flip_down;
     uint64_t affected; /* conns a control command acted on */
     uv_tcp_t listener;
