@@ -889,6 +889,7 @@ static void leftovers_check(const struct transfer *t)
             fail("%s settled, yet %s is left", t->name, sub);
             dir_report(S.dir);
         }
+        say("note: %s settled, yet %s is left", t->name, sub);
         S.leftovers++;
         (void)unlink(sub);
     }
