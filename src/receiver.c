@@ -748,9 +748,10 @@ static void pump(struct conn *c);
 
 static int pend_append(struct rfile *f, const uint64_t *hashes, size_t n)
 {
+    /* A write job that wrote nothing (its first chunk bad, or the disk full) has no hash
+     * to add, and f->pend may still be NULL: memcpy() must not see it even for 0 bytes. */
     if (n == 0)
-        return 0; /* the batch's first chunk was bad or its write failed: f->pend may
-                   * still be NULL, which memcpy must not get */
+        return 0;
     if (f->npend + n > f->pend_cap) {
         size_t cap = f->pend_cap ? f->pend_cap * 2 : 64;
         uint64_t *p;
@@ -892,7 +893,8 @@ static void sync_done(uv_work_t *req, int status)
         return;
     }
     f->npend -= sj->n;
-    memmove(f->pend, f->pend + sj->n, f->npend * sizeof(*f->pend));
+    if (f->npend > 0) /* else f->pend may be NULL */
+        memmove(f->pend, f->pend + sj->n, f->npend * sizeof(*f->pend));
     f->pend_from += sj->n;
     f->confirmed = sj->offset;
     f->last_ack_ms = uv_now(c->rx->loop);
@@ -918,7 +920,8 @@ static void start_sync(struct conn *c)
     sj->state = fileio_hash_state_new();
     if (sj->hashes == NULL || sj->state == NULL)
         goto fail;
-    memcpy(sj->hashes, f->pend, f->npend * sizeof(uint64_t));
+    if (f->npend > 0) /* else f->pend may be NULL */
+        memcpy(sj->hashes, f->pend, f->npend * sizeof(uint64_t));
     XXH3_copyState(sj->state, f->snap);
     if (job_submit(&sj->jb, c, sync_work, sync_done) < 0)
         goto fail;
@@ -2086,7 +2089,8 @@ int receiver_run(const struct cli_opts *o, const struct auth_psk *psk, const cha
     if (rc != 0)
         return rc;
     rx.generated_secret = generated;
-    /* Before listening: whoever sees the port open may signal us at once. */
+    /* Before the listening line: whoever waits for it and then stops us gets a clean
+     * shutdown, not a death by the signal. The loop delivers it once it runs. */
     (void)uv_signal_start(&rx.sigint, on_signal, SIGINT);
     (void)uv_signal_start(&rx.sigterm, on_signal, SIGTERM);
     rc = start_listening(&rx);

@@ -6,7 +6,9 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -505,6 +507,71 @@ Test(output, recv_once_interrupted_by_sigterm_exits_130)
     rc = harness_wait(recv, PROMPT_EXIT_MS);
     cr_assert_eq(rc, 130, "recv --once exit %d after SIGTERM, want 130; stderr:\n%s", rc,
                  harness_log("recv"));
+}
+
+/* Whether pid sits in a write to its stderr (fd 2), by /proc/PID/syscall: "1 0x2 ..." for
+ * write(2), "20 0x2 ..." for writev(2) on x86-64. */
+static bool writing_stderr(void *arg)
+{
+    char path[64];
+    char text[32] = "";
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/syscall", (int)*(pid_t *)arg);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    if (read(fd, text, sizeof(text) - 1) < 0)
+        text[0] = '\0';
+    close(fd);
+    return strncmp(text, "1 0x2 ", 6) == 0 || strncmp(text, "20 0x2 ", 7) == 0;
+}
+
+Test(output, recv_sigterm_as_it_says_it_listens_exits_0)
+{
+    /* Checks that a receiver sent SIGTERM while it prints its listening line (so before its
+     * loop ever ran) still shuts down cleanly, exit 0: whoever waits for that line and then
+     * stops the receiver must not see it die of the signal. Its stderr is a FIFO we have
+     * filled, so it is held inside the write of that line, its first, when the signal comes. */
+    char *err = harness_pathf("recv.err");
+    char *dir = harness_pathf("dst");
+    char junk[4096];
+    char port[16];
+    struct pollfd pfd;
+    pid_t recv;
+    ssize_t n = 1;
+    int wfd;
+    int rc;
+
+    memset(junk, 'x', sizeof(junk));
+    cr_assert_eq(harness_mkdirs(dir), 0);
+    snprintf(port, sizeof(port), "%d", harness_free_port());
+    cr_assert_eq(mkfifo(err, 0600), 0, "mkfifo: %s", strerror(errno));
+    pfd.fd = open(err, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    wfd = open(err, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    cr_assert(pfd.fd >= 0 && wfd >= 0, "open fifo: %s", strerror(errno));
+    while (write(wfd, junk, sizeof(junk)) > 0)
+        ;
+    while (write(wfd, junk, 1) > 0)
+        ;
+    close(wfd); /* the FIFO stays full while our read end is open */
+    recv = harness_spawn((const char *[]){XFER_BIN, "recv", "--bind", "127.0.0.1", "--port", port,
+                                          "--dir", dir, NULL},
+                         NULL, NULL, "recv");
+    cr_assert(recv > 0);
+    cr_assert_eq(harness_wait_until(writing_stderr, &recv, recv, HARNESS_DEADLINE_MS), 0,
+                 "the receiver never blocked writing its stderr (%s)", harness_describe(recv));
+    cr_assert_eq(harness_kill(recv, SIGTERM), 0);
+    /* Drain the FIFO until the receiver, its only writer, is gone (EOF). */
+    pfd.events = POLLIN;
+    while (n != 0) {
+        cr_assert_gt(poll(&pfd, 1, PROMPT_EXIT_MS), 0, "the receiver neither wrote nor exited");
+        n = read(pfd.fd, junk, sizeof(junk));
+        cr_assert(n >= 0 || errno == EAGAIN, "read fifo: %s", strerror(errno));
+    }
+    close(pfd.fd);
+    rc = harness_wait(recv, PROMPT_EXIT_MS);
+    cr_assert_eq(rc, 0, "receiver exit %d after SIGTERM during its listening line, want 0", rc);
 }
 
 /* ---- listening ---------------------------------------------------------------- */

@@ -1017,6 +1017,38 @@ Test(wire, bad_chunk_hash_gets_rewind_and_old_epoch_frames_are_ignored)
     harness_must_ls(r.dir, "rewind.bin\n");
 }
 
+Test(wire, bad_hash_in_the_very_first_chunk_gets_rewind_to_0)
+{
+    /* Checks that DATA whose hash is wrong in the first chunk of a new file, when nothing is
+     * written yet, is answered with REWIND(epoch 2, offset 0, BAD_CHUNK), and that resending
+     * from 0 completes. The receiver used to hand memcpy() its still-null list of pending
+     * chunk hashes here (with a length of 0): undefined behaviour, which UBSan stops. */
+    uint64_t size = W_CHUNK + 100;
+    uint8_t *file = make_content(size, 67, "src/first.bin");
+    struct w_offer o = {size, 1700000250, 0, 0644, "first.bin", 9};
+    struct w_conn c;
+    struct rx r;
+
+    start_rx(&r, NULL);
+    open_conn(&c, &r);
+    w_handshake(&c);
+    send_offer(&c, &o);
+    expect_accept(&c, 1, 0);
+    send_chunk(&c, 1, file, 0, W_CHUNK, 1); /* hash off by one bit */
+    expect_rewind(&c, 2, 0, REASON_BAD_CHUNK);
+    send_chunks_from(&c, 2, file, size, 0);
+    send_end(&c, 2, XXH3_128bits(file, size));
+    expect_acks_then_committed(&c, 2, size);
+    send_bye(&c, CODE_OK);
+    w_expect_eof(&c, REPLY_MS, "after BYE");
+    w_close(&c);
+    free(file);
+    cr_assert_eq(
+        harness_cmp_files(harness_pathf("src/first.bin"), harness_strf("%s/first.bin", r.dir)), 0,
+        "first.bin differs from what was sent");
+    harness_must_ls(r.dir, "first.bin\n");
+}
+
 Test(wire, end_with_a_wrong_file_hash_gets_rewind_verify_and_no_file)
 {
     /* Checks that END whose XXH3-128 does not match is answered (after the ACK of the whole

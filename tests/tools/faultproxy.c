@@ -3,7 +3,7 @@
  *
  *   faultproxy --target HOST:PORT [--listen PORT] [--port-file FILE] [--stats FILE]
  *              [--cut-after N] [--cuts K] [--stall-after N] [--stall-ms MS]
- *              [--flip-at N] [--throttle BYTES_PER_SEC]
+ *              [--flip-at N] [--throttle BYTES_PER_SEC] [--control-fd FD]
  *
  * Listens on 127.0.0.1:PORT (default 0: ephemeral), writes "PORT\n" to
  * --port-file (temp file + rename) and prints "listening PORT" as the first
@@ -16,6 +16,16 @@
  *                    (default: until a peer closes), then resume. Once.
  *   --flip-at N      XOR 0x01 into up byte N (0-based). Once.
  *   --throttle B     about B bytes/s for each direction of each connection.
+ * --control-fd FD reads commands, one a line, from FD (a pipe, typically 0), for faults
+ * at moments the controller picks (the chaos soak); each acts at once:
+ *   cut              reset both sides of every open connection.
+ *   stall MS         forward nothing either way on every open, connected, not yet
+ *                    stalled connection for MS ms, then resume.
+ *   flip up|down     XOR 0x01 into the middle byte of the next read in that direction.
+ * Each is answered on stdout with "ok cut|stall|flip N" (N: connections affected; 1 for
+ * a flip, which is armed) or "error LINE"; an armed flip prints "flipped up|down" when it
+ * is made, before the flipped byte is passed on. EOF on FD shuts the proxy down as
+ * SIGTERM does, so the proxy does not outlive its controller.
  * --stats FILE is rewritten atomically at start, after each connection closes
  * and at exit: "connections=C up=U down=D cuts=X flips=Y stalls=Z" (C counts
  * accepted connections). SIGINT/SIGTERM close everything and exit 0. Bad
@@ -74,7 +84,8 @@ struct conn {
     struct chunk *held; /* up bytes read past the stall point */
     uint64_t tick_ms;
     uint64_t cut_ms;
-    int handles; /* open uv handles; the conn is freed when none is left */
+    uint64_t stall_ms; /* of the stall in progress; NONE: until a peer closes */
+    int handles;       /* open uv handles; the conn is freed when none is left */
     int connected;
     int stalled;
     int cutting;
@@ -92,7 +103,14 @@ static struct {
     uint64_t stall_ms;    /* NONE: until a peer closes */
     uint64_t flip_at;     /* NONE: off */
     uint64_t throttle;    /* 0: off */
+    int control_fd;       /* -1: off */
     uv_loop_t *loop;
+    uv_pipe_t control;
+    char line[256]; /* control command being read */
+    size_t line_len;
+    int flip_up; /* a control "flip" waits for the next read in that direction */
+    int flip_down;
+    uint64_t affected; /* conns a control command acted on */
     uv_tcp_t listener;
     uv_signal_t sigint;
     uv_signal_t sigterm;
@@ -102,12 +120,13 @@ static struct {
     uint64_t n_cuts;
     uint64_t n_flips;
     uint64_t n_stalls;
-} P = {.cuts = 1, .stall_after = NONE, .stall_ms = NONE, .flip_at = NONE};
+} P = {.cuts = 1, .stall_after = NONE, .stall_ms = NONE, .flip_at = NONE, .control_fd = -1};
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_timer(uv_timer_t *t);
 static void up_feed(struct conn *c, struct chunk *ch);
 static void cut_drain(struct conn *c);
+static int parse_u64(const char *s, uint64_t *out);
 
 /* Temp file + rename, so a reader never sees a partial file. Reports its own error. */
 /* Temp file + rename, so a reader never sees a partial file. Reports its own errors. */
@@ -302,15 +321,16 @@ static void conn_cut(struct conn *c)
     cut_drain(c);
 }
 
-static void conn_stall(struct conn *c)
+static void conn_stall(struct conn *c, uint64_t ms)
 {
     if (c->closing)
         return;
     c->stalled = 1;
+    c->stall_ms = ms;
     pipe_update(&c->up);
     pipe_update(&c->down);
-    if (P.stall_ms != NONE)
-        uv_timer_start(&c->timer, on_timer, P.stall_ms, 0);
+    if (ms != NONE)
+        uv_timer_start(&c->timer, on_timer, ms, 0);
     else
         uv_timer_start(&c->timer, on_timer, STALL_POLL_MS, STALL_POLL_MS);
 }
@@ -333,7 +353,7 @@ static void on_timer(uv_timer_t *t)
 
     if (c->cutting)
         cut_drain(c);
-    else if (P.stall_ms != NONE)
+    else if (c->stall_ms != NONE)
         stall_end(c);
     else if (peer_gone(&c->client) || peer_gone(&c->server))
         conn_close(c, 0);
@@ -363,6 +383,13 @@ static void up_feed(struct conn *c, struct chunk *ch)
         ch->data[at - pos] ^= 0x01;
         P.n_flips++;
     }
+    if (P.flip_up && n > 0) {
+        ch->data[n / 2] ^= 0x01;
+        P.flip_up = 0;
+        P.n_flips++;
+        printf("flipped up\n");
+        fflush(stdout);
+    }
     if (stall && n < ch->len) {
         c->held = malloc(sizeof *ch + (ch->len - n));
         if (c->held == NULL) {
@@ -384,7 +411,7 @@ static void up_feed(struct conn *c, struct chunk *ch)
         conn_cut(c);
     } else if (stall) {
         P.n_stalls++;
-        conn_stall(c);
+        conn_stall(c, P.stall_ms);
     }
 }
 
@@ -437,6 +464,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         up_feed(p->conn, ch);
     } else {
         P.n_down += (uint64_t)nread;
+        if (P.flip_down) {
+            ch->data[nread / 2] ^= 0x01;
+            P.flip_down = 0;
+            P.n_flips++;
+            printf("flipped down\n");
+            fflush(stdout);
+        }
         pipe_write(p, ch);
     }
     pipe_update(p);
@@ -515,7 +549,8 @@ static void on_connection(uv_stream_t *listener, int status)
         conn_close(c, 1);
 }
 
-/* Conn handles carry their conn in data; the listener and signal handles carry NULL. */
+/* Conn handles carry their conn in data; the listener, signal and control handles carry
+ * NULL. */
 static void close_all(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -529,6 +564,104 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     (void)signum;
     uv_walk(s->loop, close_all, NULL);
+}
+
+/* A control command for every conn: each has exactly one client handle, so walking the
+ * loop's handles visits each conn once, with no list of our own to keep. */
+static void control_conn(uv_handle_t *h, void *arg)
+{
+    struct conn *c = h->data;
+    const uint64_t *stall_ms = arg;
+
+    if (c == NULL || h != (uv_handle_t *)&c->client || c->closing)
+        return;
+    if (*stall_ms == NONE) {
+        P.n_cuts++;
+        conn_close(c, 1);
+    } else if (c->connected && !c->stalled) {
+        P.n_stalls++;
+        conn_stall(c, *stall_ms);
+    } else {
+        return;
+    }
+    P.affected++;
+}
+
+static void control_run(const char *line)
+{
+    const char *what = line;
+    uint64_t stall_ms = NONE;
+    uint64_t n = 1;
+
+    P.affected = 0;
+    if (strcmp(line, "flip up") == 0) {
+        P.flip_up = 1;
+        what = "flip";
+    } else if (strcmp(line, "flip down") == 0) {
+        P.flip_down = 1;
+        what = "flip";
+    } else if (strcmp(line, "cut") == 0 ||
+               (strncmp(line, "stall ", 6) == 0 && parse_u64(line + 6, &stall_ms) == 0 &&
+                stall_ms != NONE)) {
+        what = stall_ms == NONE ? "cut" : "stall";
+        uv_walk(P.loop, control_conn, &stall_ms);
+        n = P.affected;
+    } else {
+        printf("error %s\n", line);
+        fflush(stdout);
+        return;
+    }
+    printf("ok %s %" PRIu64 "\n", what, n);
+    fflush(stdout);
+}
+
+static void on_control_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char space[512];
+
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init(space, sizeof space);
+}
+
+/* Lines longer than P.line are cut short; they are errors anyway. */
+static void on_control(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    ssize_t i;
+
+    if (nread < 0) {
+        uv_walk(P.loop, close_all, NULL); /* the controller is gone: as on SIGTERM */
+        return;
+    }
+    (void)s;
+    for (i = 0; i < nread; i++) {
+        if (buf->base[i] != '\n') {
+            if (P.line_len < sizeof P.line - 1)
+                P.line[P.line_len++] = buf->base[i];
+            continue;
+        }
+        P.line[P.line_len] = '\0';
+        control_run(P.line);
+        P.line_len = 0;
+    }
+}
+
+static int control_start(void)
+{
+    int r;
+
+    if (P.control_fd < 0)
+        return 0;
+    (void)uv_pipe_init(P.loop, &P.control, 0); /* creates nothing yet: cannot fail */
+    r = uv_pipe_open(&P.control, P.control_fd);
+    if (r == 0)
+        r = uv_read_start((uv_stream_t *)&P.control, on_control_alloc, on_control);
+    if (r < 0) {
+        fprintf(stderr, "faultproxy: error: cannot read commands from fd %d: %s\n", P.control_fd,
+                uv_strerror(r));
+        return r;
+    }
+    return 0;
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -591,6 +724,8 @@ static int parse_opt(const char *k, const char *v)
         P.flip_at = n;
     else if (strcmp(k, "--throttle") == 0 && n > 0)
         P.throttle = n;
+    else if (strcmp(k, "--control-fd") == 0 && n <= INT_MAX)
+        P.control_fd = (int)n;
     else
         return -1;
     return 0;
@@ -659,7 +794,7 @@ int main(int argc, char **argv)
         return 2;
     signal(SIGPIPE, SIG_IGN); /* a write to a reset peer must fail with EPIPE, not kill us */
     P.loop = uv_default_loop();
-    if (start_listening() < 0)
+    if (start_listening() < 0 || control_start() < 0)
         return 1;
     /* Signal handles cannot fail to init or start with a valid signum and callback. */
     (void)uv_signal_init(P.loop, &P.sigint);
