@@ -650,6 +650,50 @@ out:
         XXH3_freeState(st);
 }
 
+/* A receiver stopped between a commit's rename and the journal's removal
+ * leaves that journal behind. Once the file is known to be here and
+ * identical, nothing can resume from it, so it goes. */
+struct forget_job {
+    struct job jb;
+    int dirfd;
+};
+
+static void forget_work(uv_work_t *req)
+{
+    struct forget_job *fj = (struct forget_job *)req;
+    struct rfile *f = fj->jb.f;
+    int xfd = fileio_open_beneath(fj->dirfd, NAME_STATE_DIR, O_RDONLY | O_DIRECTORY, 0);
+
+    if (xfd < 0)
+        return; /* no state dir (the usual case), or not one we can use */
+    (void)unlinkat(xfd, f->part_path, 0); /* names only; either may be gone */
+    (void)unlinkat(xfd, f->journal_path, 0);
+    (void)close(xfd); /* a directory, read-only */
+    (void)unlinkat(fj->dirfd, NAME_STATE_DIR, AT_REMOVEDIR); /* fails while others use it */
+}
+
+static void finish_identical(struct conn *c)
+{
+    send_simple(c, PROTO_COMPLETE);
+    file_release(c->rx, c->file);
+    c->file = NULL;
+    c->state = CONN_IDLE;
+}
+
+static void forget_done(uv_work_t *req, int status)
+{
+    struct forget_job *fj = (struct forget_job *)req;
+    struct conn *c = fj->jb.c;
+
+    (void)status; /* leftovers that stay are harmless clutter */
+    if (job_landed(&fj->jb)) {
+        free(fj);
+        return;
+    }
+    free(fj);
+    finish_identical(c);
+}
+
 static void check_compare(struct conn *c)
 {
     struct rfile *f = c->file;
@@ -658,11 +702,16 @@ static void check_compare(struct conn *c)
         return;
     if (!f->existing_unreadable && f->our_hash.high == f->their_hash.high &&
         f->our_hash.low == f->their_hash.low) {
+        struct forget_job *fj = calloc(1, sizeof(*fj));
+
         report_info("%s is already here and identical; nothing to receive", report_escaped(f->name));
-        send_simple(c, PROTO_COMPLETE);
-        file_release(c->rx, f);
-        c->file = NULL;
-        c->state = CONN_IDLE;
+        if (fj != NULL) {
+            fj->dirfd = c->rx->dirfd;
+            if (job_submit(&fj->jb, c, forget_work, forget_done) == 0)
+                return;
+            free(fj);
+        }
+        finish_identical(c); /* without the tidy-up, which is not worth failing for */
         return;
     }
     if (!c->rx->opts->overwrite) {

@@ -187,3 +187,32 @@ Test(resume, damaged_partial_is_detected_and_resent)
                  "%s differs from its source: the damaged partial was kept", r.dst);
     harness_must_ls(r.dir, "damaged.bin\n");
 }
+
+Test(resume, state_left_beside_an_identical_file_is_removed)
+{
+    /* Checks that a partial and journal left in .xfer (a receiver killed after its commit's
+     * rename but before removing the journal) go away once a rerun finds the file already there
+     * and identical: the rerun exits 0 and --dir holds just the file. */
+    struct run r;
+    pid_t recv2;
+    int port;
+    int rc;
+
+    start_slow_transfer(&r, "big.bin", 16 * HARNESS_MIB, 4 * HARNESS_MIB, NULL);
+    rc = harness_kill(r.recv, SIGKILL);
+    cr_assert_eq(rc, 0, "cannot kill the receiver: %s", strerror(-rc));
+    kill_sender(&r);
+    cr_assert_neq(harness_ls(r.xfer_dir), NULL, "no .xfer left behind to test with");
+    cr_assert_str_neq(harness_ls(r.xfer_dir), "", "no state left behind to test with");
+    /* The file as the commit would have left it: the same seed gives the same bytes. */
+    cr_assert_eq(harness_make_file(r.dst, 16 * HARNESS_MIB, 21), 0);
+    cr_assert_eq(harness_cmp_files(r.src, r.dst), 0);
+    recv2 = harness_must_recv(&port, r.dir, NULL, idle_env, "recv2");
+    rc = harness_run_send((const char *[]){r.src, harness_strf("127.0.0.1:%d", port), NULL},
+                          idle_env, "send2", HARNESS_DEADLINE_MS);
+    cr_assert_eq(rc, 0, "rerun sender exit %d (want 0); stderr:\n%s\n%s", rc, harness_log("send2"),
+                 harness_report(recv2, "recv2"));
+    cr_assert(strstr(harness_log("recv2"), "already here and identical") != NULL,
+              "receiver did not find the file identical; stderr:\n%s", harness_log("recv2"));
+    harness_must_ls(r.dir, "big.bin\n");
+}
