@@ -1918,6 +1918,10 @@ int receiver_run(const struct cli_opts *o, const struct auth_psk *psk, const cha
     rx.ticker.data = &rx;
     rx.sigint.data = &rx;
     rx.sigterm.data = &rx;
+    /* Before listening: once the port accepts, a SIGTERM must already mean a clean stop (130),
+     * not death by the default action. valgrind's slow start-up made that window visible. */
+    (void)uv_signal_start(&rx.sigint, on_signal, SIGINT);
+    (void)uv_signal_start(&rx.sigterm, on_signal, SIGTERM);
     rc = start_listening(&rx);
     if (rc < 0) {
         uv_walk(rx.loop, walk_close, NULL);
@@ -1928,8 +1932,6 @@ int receiver_run(const struct cli_opts *o, const struct auth_psk *psk, const cha
     if (rx.generated_secret != NULL)
         print_sender_command(&rx);
     (void)uv_timer_start(&rx.ticker, on_ticker, 100, 100);
-    (void)uv_signal_start(&rx.sigint, on_signal, SIGINT);
-    (void)uv_signal_start(&rx.sigterm, on_signal, SIGTERM);
     (void)uv_run(rx.loop, UV_RUN_DEFAULT);
     (void)close(rx.dirfd);
     rc = uv_loop_close(rx.loop);
