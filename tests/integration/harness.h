@@ -19,8 +19,8 @@
  * XFER_TEST_WRAPPER, when set, is a command (words split on blanks, no quoting; the first one a
  * path or found in PATH) that harness_spawn() puts in front of every XFER_BIN it starts (other
  * programs, such as faultproxy, run as they are); XFER_TEST_SLOW=N (1 to 100, default 1)
- * multiplies every deadline below, the ones derived from them in the tests and each suite's
- * Criterion timeout. harness_setup() also exports XFER_TEST_NAME=<suite>.<test> to every child,
+ * multiplies every deadline below, the ones derived from them in the tests, each suite's
+ * Criterion timeout and any XFER_IDLE_TIMEOUT a test gives xfer. harness_setup() also exports XFER_TEST_NAME=<suite>.<test> to every child,
  * so a wrapper can name its log after the test (valgrind: --log-file=DIR/%q{XFER_TEST_NAME}). */
 #ifndef XFER_TESTS_HARNESS_H
 #define XFER_TESTS_HARNESS_H
