@@ -3,6 +3,7 @@
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -78,9 +79,22 @@ XXH3_state_t *fileio_hash_state_new(void)
     return st;
 }
 
+/* -ELOOP if the failed open of dirfd/name was because name is a symbolic link:
+ * with O_DIRECTORY, O_NOFOLLOW fails on a link with ENOTDIR, not ELOOP, and the
+ * callers (and openat2()) say ELOOP for a link in the way. Else err. */
+static int link_in_the_way(int dirfd, const char *name, int err)
+{
+    struct stat st;
+
+    if (err == -ENOTDIR && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISLNK(st.st_mode))
+        return -ELOOP;
+    return err;
+}
+
 /* The portable way: every directory on the way opened O_NOFOLLOW, so a
  * link anywhere fails with ELOOP instead of being followed. */
-static int open_by_components(int dirfd, const char *path, int flags, mode_t mode)
+int fileio_open_by_components(int dirfd, const char *path, int flags, mode_t mode)
 {
     char buf[4096];
     char *save = NULL;
@@ -98,10 +112,10 @@ static int open_by_components(int dirfd, const char *path, int flags, mode_t mod
             fd = -EXDEV;
         } else if (next == NULL) {
             fd = openat(cur, part, flags | O_NOFOLLOW | O_CLOEXEC, mode);
-            fd = fd < 0 ? -errno : fd;
+            fd = fd < 0 ? link_in_the_way(cur, part, -errno) : fd;
         } else {
             fd = openat(cur, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            fd = fd < 0 ? -errno : fd;
+            fd = fd < 0 ? link_in_the_way(cur, part, -errno) : fd;
         }
         if (cur != dirfd)
             (void)close(cur); /* a directory opened read-only on the way */
@@ -133,5 +147,5 @@ int fileio_open_beneath(int dirfd, const char *path, int flags, mode_t mode)
             return -errno;
         no_openat2 = 1; /* a benign race: worst case both threads fall back */
     }
-    return open_by_components(dirfd, path, flags, mode);
+    return fileio_open_by_components(dirfd, path, flags, mode);
 }

@@ -32,6 +32,11 @@ int fileio_hash_range(int fd, uint64_t off, uint64_t len, XXH3_state_t *state, u
  * -errno (ELOOP for a link in the way, EXDEV for an escape). */
 int fileio_open_beneath(int dirfd, const char *path, int flags, mode_t mode);
 
+/* fileio_open_beneath() without openat2(): what it falls back to where the
+ * kernel lacks it (before Linux 5.6, under some seccomp filters, under
+ * valgrind). Same contract; public so tests can reach it on any kernel. */
+int fileio_open_by_components(int dirfd, const char *path, int flags, mode_t mode);
+
 /* A new XXH3-128 streaming state, zero-filled then reset: the journal writes
  * states to disk byte for byte, and uninitialised padding must not leak
  * heap contents into it. NULL when out of memory. Free with

@@ -6,6 +6,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <criterion/hooks.h>
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -32,6 +33,8 @@ extern char **environ;
 #define HARNESS_MAX_ALLOCS 4096
 #define HARNESS_MAX_READ (1024 * 1024)
 #define HARNESS_PREFIX "xfer-itest-"
+#define HARNESS_MAX_SLOW 100
+#define HARNESS_MAX_WRAPPER_WORDS 32
 
 struct harness_proc {
     pid_t pid;
@@ -156,6 +159,37 @@ static void harness_remove_stale(void)
     closedir(d);
 }
 
+int harness_slow(void)
+{
+    static int slow;
+
+    if (slow == 0) {
+        const char *v = getenv("XFER_TEST_SLOW");
+        char *end;
+        long n = 1;
+
+        if (v != NULL && v[0] != '\0') {
+            n = strtol(v, &end, 10);
+            if (*end != '\0' || n < 1 || n > HARNESS_MAX_SLOW) {
+                fprintf(stderr, "harness: XFER_TEST_SLOW must be 1..%d, not \"%s\"\n",
+                        HARNESS_MAX_SLOW, v);
+                abort();
+            }
+        }
+        slow = (int)n;
+    }
+    return slow;
+}
+
+/* Criterion enforces a suite's .timeout from the runner process, before any test code runs, and
+ * its --timeout option can only shorten it; so XFER_TEST_SLOW stretches it here, as each suite
+ * starts. */
+ReportHook(PRE_SUITE)(struct criterion_suite_set *set)
+{
+    if (set->suite.data != NULL && set->suite.data->timeout > 0)
+        set->suite.data->timeout *= harness_slow();
+}
+
 void harness_setup(void)
 {
     harness_nprocs = 0;
@@ -171,6 +205,40 @@ void harness_setup(void)
     /* Every xfer the test starts inherits it: receivers and senders share a
      * secret unless a test sets another one in a child's environment. */
     setenv("XFER_SECRET", HARNESS_SECRET, 1);
+    /* For a wrapper's log names (see harness.h). */
+    setenv("XFER_TEST_NAME",
+           harness_strf("%s.%s", criterion_current_test->category, criterion_current_test->name),
+           1);
+}
+
+/* XFER_TEST_WRAPPER, or NULL when it is unset or empty. */
+static const char *harness_wrapper(void)
+{
+    const char *w = getenv("XFER_TEST_WRAPPER");
+
+    return w != NULL && w[0] != '\0' ? w : NULL;
+}
+
+/* Under XFER_TEST_WRAPPER, asks every process still running to stop with SIGTERM and gives them
+ * 5 s (stretched by XFER_TEST_SLOW) in all to exit, so the wrapper's exit-time checks (valgrind's
+ * leak check) run: a receiver a test leaves running would otherwise only ever be SIGKILLed. */
+static void harness_stop_gently(void)
+{
+    long long deadline = harness_now_ms() + HARNESS_MS(5000);
+    size_t i;
+
+    if (harness_wrapper() == NULL)
+        return;
+    for (i = 0; i < harness_nprocs; i++) {
+        if (!harness_procs[i].reaped)
+            (void)kill(harness_procs[i].pid, SIGTERM); /* ESRCH: it is exiting anyway */
+    }
+    for (i = 0; i < harness_nprocs; i++) {
+        long long left = deadline - harness_now_ms();
+
+        if (!harness_procs[i].reaped)
+            (void)harness_wait(harness_procs[i].pid, left > 0 ? (int)left : 0); /* else SIGKILL */
+    }
 }
 
 void harness_teardown(void)
@@ -179,6 +247,7 @@ void harness_teardown(void)
     int status;
     pid_t r;
 
+    harness_stop_gently();
     for (i = 0; i < harness_nprocs; i++) {
         if (harness_procs[i].reaped)
             continue;
@@ -309,6 +378,18 @@ bool harness_ipv6_available(void)
     return ok;
 }
 
+/* entry, or under XFER_TEST_SLOW an XFER_IDLE_TIMEOUT=S entry stretched like the test's own
+ * deadlines: a liveness timeout of a second or two fires spuriously once valgrind slows the
+ * peer down. Owned by the harness, or borrowed. */
+static char *harness_slow_env(const char *entry)
+{
+    static const char key[] = "XFER_IDLE_TIMEOUT=";
+
+    if (harness_slow() == 1 || strncmp(entry, key, strlen(key)) != 0)
+        return (char *)entry;
+    return harness_strf("%s%g", key, strtod(entry + strlen(key), NULL) * harness_slow());
+}
+
 /* Builds environ plus extra "K=V" entries, an entry in extra replacing one with the same key.
  * The array is owned by the harness; its strings are borrowed. */
 static char **harness_build_env(const char *const extra[])
@@ -343,11 +424,65 @@ static char **harness_build_env(const char *const extra[])
         }
     }
     for (j = 0; j < nextra; j++) {
-        env[k] = (char *)extra[j];
+        env[k] = harness_slow_env(extra[j]);
         k++;
     }
     env[k] = NULL;
     return env;
+}
+
+/* Finds a program as execvp() would, in the parent: the child must not allocate. Returns a path
+ * owned by the harness, or NULL. */
+static const char *harness_which(const char *prog)
+{
+    const char *path = getenv("PATH");
+    const char *p;
+
+    if (strchr(prog, '/') != NULL)
+        return prog;
+    for (p = path != NULL ? path : "/usr/bin:/bin"; *p != '\0';) {
+        size_t len = strcspn(p, ":");
+        char *cand = harness_strf("%.*s/%s", (int)len, len > 0 ? p : ".", prog);
+
+        if (access(cand, X_OK) == 0)
+            return cand;
+        p += len;
+        if (*p == ':')
+            p++;
+    }
+    return NULL;
+}
+
+/* argv, or XFER_TEST_WRAPPER's words followed by argv when argv runs XFER_BIN. Returns an array
+ * owned by the harness, or NULL if the wrapper is unusable. */
+static const char *const *harness_wrap(const char *const argv[])
+{
+    const char *wrapper = harness_wrapper();
+    const char **out;
+    char *words;
+    char *save = NULL;
+    char *w;
+    size_t argc = 0;
+    size_t n = 0;
+
+    if (wrapper == NULL || strcmp(argv[0], XFER_BIN) != 0)
+        return argv;
+    while (argv[argc] != NULL)
+        argc++;
+    out = harness_own(calloc(HARNESS_MAX_WRAPPER_WORDS + argc + 1, sizeof(*out)));
+    words = harness_strf("%s", wrapper);
+    for (w = strtok_r(words, " \t", &save); w != NULL; w = strtok_r(NULL, " \t", &save)) {
+        if (n == HARNESS_MAX_WRAPPER_WORDS)
+            return NULL;
+        out[n++] = w;
+    }
+    if (n == 0)
+        return argv;
+    out[0] = harness_which(out[0]);
+    if (out[0] == NULL)
+        return NULL;
+    memcpy(out + n, argv, (argc + 1) * sizeof(*out));
+    return out;
 }
 
 pid_t harness_spawn(const char *const argv[], const char *const env[], const char *cwd,
@@ -364,6 +499,9 @@ pid_t harness_spawn(const char *const argv[], const char *const env[], const cha
 
     if (harness_nprocs == HARNESS_MAX_PROCS)
         return -EMFILE;
+    argv = harness_wrap(argv);
+    if (argv == NULL)
+        return -ENOEXEC;
     envp = harness_build_env(env);
     out_path = harness_pathf("%s.out", name);
     err_path = harness_pathf("%s.err", name);

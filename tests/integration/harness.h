@@ -4,15 +4,24 @@
  * dir whose owner process is gone, e.g. killed by a Criterion timeout before its teardown) and
  * empties the process registry;
  * harness_teardown() SIGKILLs and reaps, by pid, every process started through harness_spawn()
- * that has not been reaped yet, frees what harness_*f() allocated, and removes the temp dir
- * (kept when XFER_TEST_KEEP is set in the environment, for debugging). Use them as a Criterion
- * suite's .init and .fini. Spawned children also get SIGKILL if the test process dies (e.g. on a
- * Criterion timeout), so no test leaves a process behind.
+ * that has not been reaped yet (under XFER_TEST_WRAPPER, below, it first sends them SIGTERM and
+ * waits a few seconds, so the wrapper's exit-time checks run), frees what harness_*f() allocated,
+ * and removes the temp dir (kept when XFER_TEST_KEEP is set in the environment, for debugging). Use
+ * them as a Criterion suite's .init and .fini. Spawned children also get SIGKILL if the test
+ * process dies (e.g. on a Criterion timeout), so no test leaves a process behind.
  *
  * Every wait takes a deadline in milliseconds and polls with short sleeps; none blocks longer
  * than its deadline. Functions return 0 (or a count) on success and -errno on failure;
  * -ETIMEDOUT means the deadline passed. Strings returned by harness_*f(), harness_read_file(),
- * harness_log() and harness_ls() are owned by the harness and freed at teardown. */
+ * harness_log() and harness_ls() are owned by the harness and freed at teardown.
+ *
+ * Two environment variables serve slow checkers such as valgrind (see tests/valgrind/run):
+ * XFER_TEST_WRAPPER, when set, is a command (words split on blanks, no quoting; the first one a
+ * path or found in PATH) that harness_spawn() puts in front of every XFER_BIN it starts (other
+ * programs, such as faultproxy, run as they are); XFER_TEST_SLOW=N (1 to 100, default 1)
+ * multiplies every deadline below, the ones derived from them in the tests, each suite's
+ * Criterion timeout and any XFER_IDLE_TIMEOUT a test gives xfer. harness_setup() also exports XFER_TEST_NAME=<suite>.<test> to every child,
+ * so a wrapper can name its log after the test (valgrind: --log-file=DIR/%q{XFER_TEST_NAME}). */
 #ifndef XFER_TESTS_HARNESS_H
 #define XFER_TESTS_HARNESS_H
 
@@ -30,14 +39,21 @@
 #error "FAULTPROXY_BIN must be defined (absolute path to the faultproxy executable)"
 #endif
 
+/* XFER_TEST_SLOW, read once: 1 unless the environment sets it to 2..100. */
+int harness_slow(void);
+
+/* A bound of ms milliseconds, stretched by XFER_TEST_SLOW. Every deadline in the tests goes
+ * through it. */
+#define HARNESS_MS(ms) ((ms) * harness_slow())
+
 /* The default bound for any single wait in a test. */
-#define HARNESS_DEADLINE_MS 60000
+#define HARNESS_DEADLINE_MS HARNESS_MS(60000)
 
 /* The harness never sleeps longer than this between two polls. */
 #define HARNESS_POLL_MS 20
 
 /* Grace for the receiver to remove its .xfer state after the sender has exited. */
-#define HARNESS_CLEANUP_MS 2000
+#define HARNESS_CLEANUP_MS HARNESS_MS(2000)
 
 #define HARNESS_MIB (1024LL * 1024LL)
 

@@ -13,7 +13,7 @@
 TestSuite(cli, .init = harness_setup, .fini = harness_teardown, .timeout = 60);
 
 /* Bound for commands that should fail at once. */
-#define QUICK_MS 10000
+#define QUICK_MS HARNESS_MS(10000)
 
 /* Runs XFER_BIN with args and returns its exit code. */
 static int run_xfer(const char *const args[], const char *name)

@@ -170,6 +170,6 @@ Test(faults, ignores_stray_clients_while_a_transfer_runs)
     dst = harness_strf("%s/busy.bin", r.dir);
     cr_assert_eq(harness_cmp_files(r.src, dst), 0, "%s differs from its source", dst);
     cr_assert(harness_alive(r.recv), "receiver died: %s", harness_report(r.recv, "recv"));
-    rc = harness_wait_port("127.0.0.1", r.recv_port, 5000);
+    rc = harness_wait_port("127.0.0.1", r.recv_port, HARNESS_MS(5000));
     cr_assert_eq(rc, 0, "receiver no longer accepts connections");
 }

@@ -779,7 +779,7 @@ Test(fs, file_larger_than_the_free_space_is_refused_and_leaves_nothing, .fini = 
 #define HX_HELLO_LEN (4 + 2 + 2 + 16 + 2 + HX_KEY + HX_KEY)
 #define HX_WELCOME_LEN (4 + 2 + 2 + 2 + HX_KEY + HX_KEY)
 /* Bound for one connection of the hostile receiver, start to end. */
-#define HX_SESSION_MS 20000
+#define HX_SESSION_MS HARNESS_MS(20000)
 /* The sender keeps at most this much unconfirmed (xfer(1), RESUME). */
 #define HX_WINDOW (64ull * HX_CHUNK)
 

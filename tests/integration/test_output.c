@@ -22,7 +22,7 @@ TestSuite(output, .init = harness_setup, .fini = harness_teardown, .timeout = 12
 #define WINDOW_BYTES (64 * HARNESS_MIB)
 
 /* Bound for a receiver to exit after SIGTERM: it only waits for its disk writes in progress. */
-#define PROMPT_EXIT_MS 5000
+#define PROMPT_EXIT_MS HARNESS_MS(5000)
 
 /* Short liveness timeouts, so a connection broken by a test is noticed in seconds. */
 static const char *const idle_env[] = {"XFER_IDLE_TIMEOUT=2", NULL};
@@ -386,7 +386,7 @@ Test(output, recv_with_a_missing_dir_is_one_error_line_and_exit_6)
     int rc;
 
     cr_assert_gt(pid, 0);
-    rc = harness_wait(pid, 10000);
+    rc = harness_wait(pid, HARNESS_MS(10000));
     cr_assert_eq(rc, 6, "exit %d, want 6; stderr:\n%s", rc, harness_log("recv"));
     expect_one_error_line("recv", "absent", false);
 }
@@ -401,7 +401,7 @@ Test(output, usage_error_is_one_error_line_and_exit_2)
     int rc;
 
     cr_assert_gt(pid, 0);
-    rc = harness_wait(pid, 10000);
+    rc = harness_wait(pid, HARNESS_MS(10000));
     cr_assert_eq(rc, 2, "exit %d, want 2; stderr:\n%s", rc, harness_log("send"));
     expect_one_error_line("send", "--no-such-option", false);
 }
@@ -446,7 +446,7 @@ Test(output, recv_with_a_read_only_dir_exits_6_at_start_up)
     argv[n] = NULL;
     recv = harness_spawn(argv, NULL, NULL, "recv");
     cr_assert_gt(recv, 0, "cannot start the receiver: %s", strerror(-recv));
-    rc = harness_wait(recv, 10000);
+    rc = harness_wait(recv, HARNESS_MS(10000));
     cr_assert_eq(rc, 6, "recv exit %d, want 6; stderr:\n%s", rc, harness_log("recv"));
     expect_one_error_line("recv", "ro", false);
     cr_assert_str_empty(harness_ls(dir), "the read-only dir holds:\n%s", harness_ls(dir));
@@ -469,7 +469,7 @@ Test(output, recv_once_exits_4_when_its_only_file_was_refused)
     cr_assert_eq(harness_make_file(harness_strf("%s/taken.bin", dir), 2 * HARNESS_MIB, 107), 0);
     rc = send_file(NULL, src, harness_strf("127.0.0.1:%d", port), "send");
     cr_assert_eq(rc, 4, "sender exit %d, want 4; stderr:\n%s", rc, harness_log("send"));
-    rc = harness_wait(recv, 10000);
+    rc = harness_wait(recv, HARNESS_MS(10000));
     cr_assert_eq(rc, 4, "recv --once exit %d, want 4 (-%d: still running); stderr:\n%s", rc,
                  ETIMEDOUT, harness_log("recv"));
     cr_assert_eq(harness_cmp_files(orig, harness_strf("%s/taken.bin", dir)), 0);
@@ -487,7 +487,7 @@ Test(output, recv_once_exits_0_when_its_file_was_verified)
     recv = harness_must_recv(&port, dir, (const char *[]){"--once", NULL}, NULL, "recv");
     rc = send_file(NULL, src, harness_strf("127.0.0.1:%d", port), "send");
     cr_assert_eq(rc, 0, "sender exit %d; stderr:\n%s", rc, harness_log("send"));
-    rc = harness_wait(recv, 10000);
+    rc = harness_wait(recv, HARNESS_MS(10000));
     cr_assert_eq(rc, 0, "recv --once exit %d, want 0 (-%d: still running); stderr:\n%s", rc,
                  ETIMEDOUT, harness_log("recv"));
     cr_assert_eq(harness_cmp_files(src, harness_strf("%s/fine.bin", dir)), 0);

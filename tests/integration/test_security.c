@@ -350,7 +350,7 @@ Test(security, wrong_secret_sender_exits_7_and_leaves_nothing)
     cr_assert_eq(count_lines_starting(log, "xfer: error:"), 1,
                  "want exactly one `xfer: error:` line; sender stderr:\n%s", log);
     cr_assert(strstr(log, "secret") != NULL, "the error does not mention the secret:\n%s", log);
-    cr_assert_eq(harness_wait_until(refusals_logged, &(int){1}, s.pid, 5000), 0,
+    cr_assert_eq(harness_wait_until(refusals_logged, &(int){1}, s.pid, HARNESS_MS(5000)), 0,
                  "the receiver did not log the refused proof; its stderr:\n%s",
                  harness_log("recv"));
     cr_assert(harness_alive(s.pid), "the receiver died: %s", harness_report(s.pid, "recv"));
@@ -423,7 +423,7 @@ static pid_t recv_without_secret(const char *dir, const char *name, struct print
                          "([^ ]+):([0-9]+)$",
                          REG_EXTENDED | REG_NEWLINE),
                  0);
-    rc = harness_wait_until(printed_command, p, pid, 10000);
+    rc = harness_wait_until(printed_command, p, pid, HARNESS_MS(10000));
     regfree(&p->re);
     cr_assert_eq(rc, 0,
                  "no `  XFER_SECRET=xxxx-xxxx-xxxx-xxxx-xxxx-xxxx-xxxx xfer send FILE HOST:PORT` "
@@ -450,7 +450,7 @@ Test(security, receiver_without_a_secret_prints_a_working_sender_command_even_wh
     s.pid = recv_without_secret(s.dir, "recv", &p);
     s.port = p.port;
     cr_assert(p.port > 0 && p.port < 65536, "printed port %d", p.port);
-    cr_assert_eq(harness_wait_port("127.0.0.1", p.port, 5000), 0,
+    cr_assert_eq(harness_wait_port("127.0.0.1", p.port, HARNESS_MS(5000)), 0,
                  "nothing listens on the printed port %d", p.port);
     cr_log_info("printed: XFER_SECRET=%s xfer send FILE %s:%d", p.secret, p.host, p.port);
     rc = send_to(&s, src, NULL, (const char *[]){harness_strf("XFER_SECRET=%s", p.secret), NULL},
@@ -696,7 +696,7 @@ Test(security, wrong_auth_tag_gets_error_12_before_the_offer_behind_it_is_read)
             text = w_expect_error_and_close(&c, CODE_AUTH_FAILED, 0, "after a wrong AUTH");
             cr_log_info("wrong proof: \"%s\"", text);
             w_close(&c);
-            cr_assert_eq(harness_wait_until(refusals_logged, &(int){1}, s.pid, 5000), 0,
+            cr_assert_eq(harness_wait_until(refusals_logged, &(int){1}, s.pid, HARNESS_MS(5000)), 0,
                          "the receiver did not log the refusal:\n%s", harness_log("recv"));
             check_site(&s, "");
             continue;
@@ -1260,7 +1260,7 @@ Test(security, three_wrong_secrets_lock_the_address_out_for_a_while)
                      harness_log(name));
     }
     /* The third failure counts when the receiver reads that sender's AUTH. */
-    rc = harness_wait_until(refusals_logged, &(int){3}, s.pid, 5000);
+    rc = harness_wait_until(refusals_logged, &(int){3}, s.pid, HARNESS_MS(5000));
     cr_assert_eq(rc, 0, "the receiver did not log 3 failed proofs (%s):\n%s", strerror(-rc),
                  harness_log("recv"));
     noticed = w_now_ms();
@@ -1338,8 +1338,9 @@ Test(security, escape_sequences_in_offered_names_are_refused_and_logged_escaped)
     w_expect_eof(&c, REPLY_MS, "after a clear ERROR");
     w_close(&c);
 
-    cr_assert_eq(harness_wait_file_text(harness_pathf("recv.err"), "goodbye", s.pid, 5000), 0,
-                 "the receiver did not log the ERROR text:\n%s", harness_log("recv"));
+    cr_assert_eq(
+        harness_wait_file_text(harness_pathf("recv.err"), "goodbye", s.pid, HARNESS_MS(5000)), 0,
+        "the receiver did not log the ERROR text:\n%s", harness_log("recv"));
     log = harness_log("recv");
     cr_assert_null(strchr(log, '\x1b'), "a raw ESC reached the receiver's stderr:\n%s", log);
     cr_assert_null(strchr(log, '\x07'), "a raw BEL reached the receiver's stderr");

@@ -25,6 +25,8 @@
 
 #include <xxhash.h>
 
+#include "harness.h" /* HARNESS_MS */
+
 #define W_MAGIC 0x58464552u /* "XFER" */
 #define W_VERSION 2
 #define W_HDR 8
@@ -82,10 +84,10 @@ enum w_code {
 };
 
 /* Bound for any single answer of the peer. */
-#define REPLY_MS 15000
+#define REPLY_MS HARNESS_MS(15000)
 
 /* The side that sends ERROR may wait up to 2 s for it to be written before it closes. */
-#define CLOSE_AFTER_ERROR_MS 5000
+#define CLOSE_AFTER_ERROR_MS HARNESS_MS(5000)
 
 extern const char *const w_type_names[W_TYPE_MAX + 1];
 
