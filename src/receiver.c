@@ -546,13 +546,20 @@ static void open_work(uv_work_t *req)
 static void conn_accept_file(struct conn *c);
 static void conn_start_check(struct conn *c);
 
+/* The connection is done with its file (answered, refused or saved) and
+ * waits for the next offer. */
+static void conn_file_done(struct conn *c)
+{
+    file_release(c->rx, c->file);
+    c->file = NULL;
+    c->state = CONN_IDLE;
+}
+
 static void refuse_file(struct conn *c, uint16_t code, const char *text)
 {
     report_info("refused %s from %s: %s", report_escaped(c->file->name), c->peer, report_escaped(text));
     send_text(c, PROTO_REFUSE, code, "%s", text);
-    file_release(c->rx, c->file);
-    c->file = NULL;
-    c->state = CONN_IDLE;
+    conn_file_done(c);
 }
 
 static void open_done(uv_work_t *req, int status)
@@ -675,9 +682,7 @@ static void forget_work(uv_work_t *req)
 static void finish_identical(struct conn *c)
 {
     send_simple(c, PROTO_COMPLETE);
-    file_release(c->rx, c->file);
-    c->file = NULL;
-    c->state = CONN_IDLE;
+    conn_file_done(c);
 }
 
 static void forget_done(uv_work_t *req, int status)
@@ -1198,9 +1203,7 @@ static void commit_done(uv_work_t *req, int status)
         report_info("%s verified and saved (%s in %.1f s)", report_escaped(f->name), size, secs);
     }
     send_simple(c, PROTO_COMMITTED);
-    file_release(c->rx, f);
-    c->file = NULL;
-    c->state = CONN_IDLE;
+    conn_file_done(c);
 }
 
 /* -- restart after a whole-file mismatch --------------------------------- */
