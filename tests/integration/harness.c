@@ -1338,3 +1338,38 @@ void harness_must_ls(const char *dir, const char *expected)
     }
     cr_assert_fail("`ls -A %s` is\n%swant\n%s", dir, ls != NULL ? ls : "(cannot open)\n", expected);
 }
+
+void harness_must_slow_transfer(struct harness_slow *r, const char *name, long long size,
+                                uint64_t seed, long long min_partial,
+                                const char *const send_extra[], const char *const env[])
+{
+    const char *args[16];
+    size_t n = 0;
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    r->dir = harness_pathf("dst");
+    r->xfer_dir = harness_strf("%s/.xfer", r->dir);
+    r->dst = harness_strf("%s/%s", r->dir, name);
+    r->src = harness_must_src(harness_strf("src/%s", name), size, seed);
+    r->recv = harness_must_recv(&r->recv_port, r->dir, NULL, env, "recv");
+    rc = harness_start_proxy(
+        &r->proxy, r->recv_port,
+        (const char *[]){"--throttle", harness_strf("%lld", HARNESS_THROTTLE_BYTES_PER_SEC), NULL},
+        "proxy");
+    cr_assert_eq(rc, 0, "faultproxy did not start (%s); stderr:\n%s", strerror(-rc),
+                 harness_log("proxy"));
+    while (send_extra != NULL && *send_extra != NULL && n < 13)
+        args[n++] = *send_extra++;
+    args[n++] = r->src;
+    args[n++] = harness_strf("127.0.0.1:%d", r->proxy.port);
+    args[n] = NULL;
+    r->send = harness_start_send(args, env, "send1");
+    cr_assert_gt(r->send, 0, "cannot start sender: %s", strerror(-r->send));
+    rc = harness_wait_dir_bytes(r->xfer_dir, min_partial, r->send, HARNESS_DEADLINE_MS);
+    cr_assert_eq(rc, 0,
+                 "partial never reached %lld bytes (%s; %lld now); the sender may have finished "
+                 "too early (is --throttle working?); sender stderr:\n%s\nreceiver stderr:\n%s",
+                 min_partial, strerror(-rc), harness_dir_bytes(r->xfer_dir), harness_log("send1"),
+                 harness_report(r->recv, "recv"));
+}

@@ -217,4 +217,27 @@ int harness_stop_proxy(struct harness_proxy *p, struct harness_proxy_stats *s);
 /* Parses `connections=C up=U down=D cuts=X flips=Y stalls=Z`. Returns 0, -errno, or -EINVAL. */
 int harness_read_proxy_stats(const char *path, struct harness_proxy_stats *s);
 
+/* The first attempt of a transfer throttled so that a test has time to kill something mid-way:
+ * a receiver into harness_dir()/dst, a faultproxy limiting each direction to
+ * HARNESS_THROTTLE_BYTES_PER_SEC in front of it, and `xfer send [send_extra...] src/NAME` through
+ * the proxy (stderr in send1.err; the receiver's in recv.err), left running once at least
+ * min_partial bytes sit under dst/.xfer. src/NAME holds size bytes from seed. env goes to both
+ * xfer processes. Fails the running test if any of that does not happen. */
+#define HARNESS_THROTTLE_BYTES_PER_SEC (8 * HARNESS_MIB)
+
+struct harness_slow {
+    char *dir;      /* dst */
+    char *xfer_dir; /* dst/.xfer */
+    char *src;      /* src/NAME */
+    char *dst;      /* dst/NAME */
+    pid_t recv;
+    int recv_port;
+    pid_t send;
+    struct harness_proxy proxy;
+};
+
+void harness_must_slow_transfer(struct harness_slow *r, const char *name, long long size,
+                                uint64_t seed, long long min_partial,
+                                const char *const send_extra[], const char *const env[]);
+
 #endif /* XFER_TESTS_HARNESS_H */

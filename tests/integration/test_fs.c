@@ -249,50 +249,15 @@ Test(fs, dangling_symlink_at_the_final_name_is_refused_with_or_without_overwrite
 /* -- links planted in .xfer between two runs ----------------------------------------------- */
 
 /* Throttles the first attempt so there is time to kill it mid-transfer. */
-#define THROTTLE_BYTES_PER_SEC (8 * HARNESS_MIB)
-
 static const char *const idle_env[] = {"XFER_IDLE_TIMEOUT=2", NULL};
 
-struct slow {
-    char *dir;
-    char *xfer_dir;
-    char *src;
-    char *dst;
-    pid_t recv;
-    int recv_port;
-    pid_t send;
-    struct harness_proxy proxy;
-};
+/* Every slow transfer's source file here comes from this seed. */
+#define SLOW_SEED 44
 
-/* Receiver into dst/, a throttling proxy in front of it, and a sender of src/NAME through the
- * proxy, left running once at least min_partial bytes sit under dst/.xfer/. */
-static void start_slow_transfer(struct slow *r, const char *name, long long size,
+static void start_slow_transfer(struct harness_slow *r, const char *name, long long size,
                                 long long min_partial)
 {
-    int rc;
-
-    memset(r, 0, sizeof(*r));
-    r->dir = harness_pathf("dst");
-    r->xfer_dir = harness_strf("%s/.xfer", r->dir);
-    r->dst = harness_strf("%s/%s", r->dir, name);
-    r->src = harness_must_src(harness_strf("src/%s", name), size, 44);
-    r->recv = harness_must_recv(&r->recv_port, r->dir, NULL, idle_env, "recv");
-    rc = harness_start_proxy(
-        &r->proxy, r->recv_port,
-        (const char *[]){"--throttle", harness_strf("%lld", THROTTLE_BYTES_PER_SEC), NULL},
-        "proxy");
-    cr_assert_eq(rc, 0, "faultproxy did not start (%s); stderr:\n%s", strerror(-rc),
-                 harness_log("proxy"));
-    r->send = harness_start_send(
-        (const char *[]){r->src, harness_strf("127.0.0.1:%d", r->proxy.port), NULL}, idle_env,
-        "send1");
-    cr_assert_gt(r->send, 0, "cannot start sender: %s", strerror(-r->send));
-    rc = harness_wait_dir_bytes(r->xfer_dir, min_partial, r->send, HARNESS_DEADLINE_MS);
-    cr_assert_eq(rc, 0,
-                 "partial never reached %lld bytes (%s; %lld now); sender stderr:\n%s\n"
-                 "receiver stderr:\n%s",
-                 min_partial, strerror(-rc), harness_dir_bytes(r->xfer_dir), harness_log("send1"),
-                 harness_report(r->recv, "recv"));
+    harness_must_slow_transfer(r, name, size, SLOW_SEED, min_partial, NULL, idle_env);
 }
 
 static bool receiver_let_go(void *arg)
@@ -305,7 +270,7 @@ static bool receiver_let_go(void *arg)
 
 /* kill -9 the sender, stop the proxy, and wait until the receiver has seen the connection end, so
  * nothing of that session touches .xfer by name once the test starts planting links there. */
-static void kill_sender(struct slow *r)
+static void kill_sender(struct harness_slow *r)
 {
     int rc;
 
@@ -319,7 +284,7 @@ static void kill_sender(struct slow *r)
 }
 
 /* Replaces the single dst/.xfer/ *suffix by a symbolic link to target. */
-static void plant_state_link(struct slow *r, const char *suffix, const char *target)
+static void plant_state_link(struct harness_slow *r, const char *suffix, const char *target)
 {
     char *path = harness_find_one(r->xfer_dir, suffix);
 
@@ -330,7 +295,7 @@ static void plant_state_link(struct slow *r, const char *suffix, const char *tar
 }
 
 /* Reruns the sender straight to the receiver; returns its exit code. */
-static int rerun_sender(struct slow *r)
+static int rerun_sender(struct harness_slow *r)
 {
     return harness_run_send(
         (const char *[]){r->src, harness_strf("127.0.0.1:%d", r->recv_port), NULL}, idle_env,
@@ -343,7 +308,7 @@ Test(fs, symlink_in_place_of_the_partial_is_not_followed_and_the_file_starts_ove
      * to outside/victim, a rerun succeeds from the first byte (the partial is not trusted, and not
      * written through), victim is untouched and D/NAME is identical to the source. */
     struct outside o;
-    struct slow r;
+    struct harness_slow r;
     int rc;
 
     outside_plant(&o, (const char *[]){"keep", "victim", NULL});
@@ -366,7 +331,7 @@ Test(fs, symlink_in_place_of_the_journal_is_not_followed_and_the_rerun_succeeds)
      * link to outside/victim2, a rerun succeeds, victim2 is untouched (neither read as a journal
      * nor written) and D/NAME is identical to the source. */
     struct outside o;
-    struct slow r;
+    struct harness_slow r;
     int rc;
 
     outside_plant(&o, (const char *[]){"keep", "victim2", NULL});
@@ -408,7 +373,7 @@ Test(fs, state_dir_made_by_another_user_is_not_used_as_it_is)
     recv = harness_must_recv(&port, dir, NULL, idle_env, "recv");
     rc = harness_start_proxy(
         &proxy, port,
-        (const char *[]){"--throttle", harness_strf("%lld", THROTTLE_BYTES_PER_SEC), NULL},
+        (const char *[]){"--throttle", harness_strf("%lld", HARNESS_THROTTLE_BYTES_PER_SEC), NULL},
         "proxy");
     cr_assert_eq(rc, 0, "faultproxy did not start (%s)", strerror(-rc));
     send = harness_start_send((const char *[]){src, harness_strf("127.0.0.1:%d", proxy.port), NULL},
@@ -489,7 +454,7 @@ Test(fs, partial_edited_along_with_its_journal_hash_is_still_caught_by_the_whole
      * rerun ends with D/NAME identical to the source (xfer(1), RESUME: a mismatch is received
      * again) and never with a file that differs from it reported as verified. */
     struct outside o;
-    struct slow r;
+    struct harness_slow r;
     char *part;
     char *journal;
     uint8_t *chunk;
@@ -530,7 +495,7 @@ Test(fs, partial_edited_along_with_its_journal_hash_is_still_caught_by_the_whole
 
 /* Starts a slow transfer, plants D/NAME -> outside/keep mid-way and lets it finish through the
  * proxy. Returns the sender's exit code. */
-static int plant_final_link_mid_transfer(struct slow *r, struct outside *o,
+static int plant_final_link_mid_transfer(struct harness_slow *r, struct outside *o,
                                          const char *const recv_extra[])
 {
     char *link;
@@ -544,7 +509,7 @@ static int plant_final_link_mid_transfer(struct slow *r, struct outside *o,
     r->recv = harness_must_recv(&r->recv_port, r->dir, recv_extra, idle_env, "recv");
     rc = harness_start_proxy(
         &r->proxy, r->recv_port,
-        (const char *[]){"--throttle", harness_strf("%lld", THROTTLE_BYTES_PER_SEC), NULL},
+        (const char *[]){"--throttle", harness_strf("%lld", HARNESS_THROTTLE_BYTES_PER_SEC), NULL},
         "proxy");
     cr_assert_eq(rc, 0, "faultproxy did not start (%s)", strerror(-rc));
     r->send = harness_start_send(
@@ -567,7 +532,7 @@ Test(fs, symlink_planted_at_the_final_name_mid_transfer_is_not_followed_at_commi
      * is not written through when the file is committed: the sender is refused (exit 4, the name
      * appeared meanwhile), keep is untouched and the link stays. */
     struct outside o;
-    struct slow r;
+    struct harness_slow r;
     int rc;
 
     outside_plant(&o, (const char *[]){"keep", NULL});
@@ -585,7 +550,7 @@ Test(fs, symlink_planted_at_the_final_name_mid_transfer_is_replaced_not_followed
     /* Checks the same with recv --overwrite: the commit replaces the link itself by the received
      * file (exit 0, D/NAME a regular file identical to the source), keep is untouched. */
     struct outside o;
-    struct slow r;
+    struct harness_slow r;
     struct stat st;
     int rc;
 

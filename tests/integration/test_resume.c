@@ -12,60 +12,19 @@
 
 TestSuite(resume, .init = harness_setup, .fini = harness_teardown, .timeout = 120);
 
-/* Throttles the first attempt so there is time to kill something mid-transfer. */
-#define THROTTLE_BYTES_PER_SEC (8 * HARNESS_MIB)
-
 static const char *const idle_env[] = {"XFER_IDLE_TIMEOUT=2", NULL};
 
-struct run {
-    char *dir;
-    char *xfer_dir;
-    char *src;
-    char *dst;
-    pid_t recv;
-    int recv_port;
-    pid_t send;
-    struct harness_proxy proxy;
-};
+/* The seed of every source file here. */
+#define SRC_SEED 21
 
-/* Receiver into dst/, a throttling proxy in front of it, and a sender of src/NAME through the
- * proxy, which is left running once at least min_partial bytes sit under dst/.xfer/. */
-static void start_slow_transfer(struct run *r, const char *name, long long size,
+static void start_slow_transfer(struct harness_slow *r, const char *name, long long size,
                                 long long min_partial, const char *const send_extra[])
 {
-    const char *args[16];
-    size_t n = 0;
-    int rc;
-
-    memset(r, 0, sizeof(*r));
-    r->dir = harness_pathf("dst");
-    r->xfer_dir = harness_strf("%s/.xfer", r->dir);
-    r->dst = harness_strf("%s/%s", r->dir, name);
-    r->src = harness_must_src(harness_strf("src/%s", name), size, 21);
-    r->recv = harness_must_recv(&r->recv_port, r->dir, NULL, idle_env, "recv");
-    rc = harness_start_proxy(
-        &r->proxy, r->recv_port,
-        (const char *[]){"--throttle", harness_strf("%lld", THROTTLE_BYTES_PER_SEC), NULL},
-        "proxy");
-    cr_assert_eq(rc, 0, "faultproxy did not start (%s); stderr:\n%s", strerror(-rc),
-                 harness_log("proxy"));
-    while (send_extra != NULL && *send_extra != NULL)
-        args[n++] = *send_extra++;
-    args[n++] = r->src;
-    args[n++] = harness_strf("127.0.0.1:%d", r->proxy.port);
-    args[n] = NULL;
-    r->send = harness_start_send(args, idle_env, "send1");
-    cr_assert_gt(r->send, 0, "cannot start sender: %s", strerror(-r->send));
-    rc = harness_wait_dir_bytes(r->xfer_dir, min_partial, r->send, HARNESS_DEADLINE_MS);
-    cr_assert_eq(rc, 0,
-                 "partial never reached %lld bytes (%s; %lld now); the sender may have finished "
-                 "too early (is --throttle working?); sender stderr:\n%s\nreceiver stderr:\n%s",
-                 min_partial, strerror(-rc), harness_dir_bytes(r->xfer_dir), harness_log("send1"),
-                 harness_report(r->recv, "recv"));
+    harness_must_slow_transfer(r, name, size, SRC_SEED, min_partial, send_extra, idle_env);
 }
 
 /* kill -9 the first sender, then stop the proxy so the receiver sees the connection end. */
-static void kill_sender(struct run *r)
+static void kill_sender(struct harness_slow *r)
 {
     int rc;
 
@@ -76,7 +35,7 @@ static void kill_sender(struct run *r)
 }
 
 /* Reruns the sender straight to the receiver and expects exit 0. */
-static void rerun_sender(struct run *r)
+static void rerun_sender(struct harness_slow *r)
 {
     int rc;
 
@@ -91,7 +50,7 @@ Test(resume, rerun_sender_resumes_after_kill_9)
 {
     /* Checks that after kill -9 of the sender a rerun resumes (says "resuming") and the copy is
      * identical. */
-    struct run r;
+    struct harness_slow r;
 
     start_slow_transfer(&r, "big.bin", 48 * HARNESS_MIB, 8 * HARNESS_MIB, NULL);
     kill_sender(&r);
@@ -106,7 +65,7 @@ Test(resume, retrying_sender_survives_receiver_kill_9_and_restart)
 {
     /* Checks that a sender with --retry-for 60 rides out kill -9 of the receiver and its restart
      * on the same --dir and port, finishing with an identical copy. */
-    struct run r;
+    struct harness_slow r;
     pid_t recv2;
     int rc;
 
@@ -130,7 +89,7 @@ Test(resume, changed_source_is_sent_again_from_scratch)
 {
     /* Checks that when the source changes (same size, new bytes, new mtime) between attempts,
      * the final file is the new content, not a splice of old partial and new data. */
-    struct run r;
+    struct harness_slow r;
     struct stat st;
     struct timespec times[2];
     long long size = 32 * HARNESS_MIB;
@@ -172,7 +131,7 @@ Test(resume, damaged_partial_is_detected_and_resent)
 {
     /* Checks that bytes corrupted in the on-disk .part (within the confirmed range) are caught
      * against the journal on resume and sent again: the final file is identical. */
-    struct run r;
+    struct harness_slow r;
     char *part;
 
     start_slow_transfer(&r, "damaged.bin", 48 * HARNESS_MIB, 8 * HARNESS_MIB, NULL);
@@ -193,7 +152,7 @@ Test(resume, state_left_beside_an_identical_file_is_removed)
     /* Checks that a partial and journal left in .xfer (a receiver killed after its commit's
      * rename but before removing the journal) go away once a rerun finds the file already there
      * and identical: the rerun exits 0 and --dir holds just the file. */
-    struct run r;
+    struct harness_slow r;
     pid_t recv2;
     int port;
     int rc;
@@ -205,7 +164,7 @@ Test(resume, state_left_beside_an_identical_file_is_removed)
     cr_assert_neq(harness_ls(r.xfer_dir), NULL, "no .xfer left behind to test with");
     cr_assert_str_neq(harness_ls(r.xfer_dir), "", "no state left behind to test with");
     /* The file as the commit would have left it: the same seed gives the same bytes. */
-    cr_assert_eq(harness_make_file(r.dst, 16 * HARNESS_MIB, 21), 0);
+    cr_assert_eq(harness_make_file(r.dst, 16 * HARNESS_MIB, SRC_SEED), 0);
     cr_assert_eq(harness_cmp_files(r.src, r.dst), 0);
     recv2 = harness_must_recv(&port, r.dir, NULL, idle_env, "recv2");
     rc = harness_run_send((const char *[]){r.src, harness_strf("127.0.0.1:%d", port), NULL},
