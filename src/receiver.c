@@ -44,8 +44,10 @@ enum conn_state {
     CONN_IDLE,      /* waiting for OFFER or BYE */
     CONN_OPENING,   /* open job in flight for the offered file */
     CONN_CHECKING,  /* same-size file exists: comparing whole-file hashes */
+    CONN_FORGETTING, /* identical: its leftover state is being removed */
     CONN_RECEIVING, /* DATA flowing; END may have arrived */
-    CONN_COMMITTING,
+    CONN_COMMITTING, /* verified: the commit job is in flight */
+    CONN_RESETTING, /* whole-file mismatch: the reset job is in flight */
     CONN_BYE        /* session over; closing */
 };
 
@@ -340,6 +342,14 @@ static int job_landed(struct job *jb)
     struct conn *c = jb->c;
 
     c->jobs--;
+    if (!c->link_closed && link_is_open(&c->link) && jb->f != c->file) {
+        /* The states keep a connection on one file while its jobs run; if
+         * that ever broke, going on would write through a stale file. */
+        report_error("internal: a job for another file landed on the connection from %s; "
+                     "closing it",
+                     c->peer);
+        link_fail(&c->link, XFER_EPROTO, PROTO_PROTOCOL, "receiver internal error");
+    }
     if (c->link_closed || !link_is_open(&c->link)) {
         conn_try_free(c);
         return 1;
@@ -712,8 +722,11 @@ static void check_compare(struct conn *c)
         report_info("%s is already here and identical; nothing to receive", report_escaped(f->name));
         if (fj != NULL) {
             fj->dirfd = c->rx->dirfd;
-            if (job_submit(&fj->jb, c, forget_work, forget_done) == 0)
+            if (job_submit(&fj->jb, c, forget_work, forget_done) == 0) {
+                /* Answered: nothing more about this file may arrive. */
+                c->state = CONN_FORGETTING;
                 return;
+            }
             free(fj);
         }
         finish_identical(c); /* without the tidy-up, which is not worth failing for */
@@ -1229,7 +1242,6 @@ static void reset_done(uv_work_t *req, int status)
     struct rfile *f = rj->jb.f;
     int rc = status < 0 ? status : rj->jb.rc;
 
-    f->sync_busy = 0;
     if (job_landed(&rj->jb)) {
         free(rj);
         return;
@@ -1286,9 +1298,8 @@ static void finish_file(struct conn *c)
             conn_io_error(c, "cannot restart", rc);
             return;
         }
-        f->sync_busy = 1; /* keeps pump() from starting anything meanwhile */
         f->end_received = 0;
-        c->state = CONN_COMMITTING;
+        c->state = CONN_RESETTING; /* pump() starts nothing meanwhile */
     }
 }
 
@@ -1496,13 +1507,20 @@ static int on_data(struct conn *c, const struct proto_frame *fr, uint8_t *buf)
     struct rfile *f = c->file;
     struct chunk *ch;
 
+    if (fr->u.data.epoch > f->epoch) {
+        link_buf_release(buf); /* an epoch we never announced */
+        return XFER_EPROTO;
+    }
     if (fr->u.data.epoch != f->epoch || f->rewind_pending || f->resync) {
         link_buf_release(buf); /* sent before the sender saw our REWIND */
         return 0;
     }
+    if (f->end_received) {
+        link_buf_release(buf); /* nothing follows END in its epoch */
+        return XFER_EPROTO;
+    }
     if (fr->u.data.offset != f->rx_next || f->rx_next >= f->id.size ||
-        fr->u.data.len != journal_chunk_len(f->id.size, f->rx_next / PROTO_CHUNK_SIZE) ||
-        f->end_received) {
+        fr->u.data.len != journal_chunk_len(f->id.size, f->rx_next / PROTO_CHUNK_SIZE)) {
         /* Not the chunk we expect, or a damaged header: same remedy as a bad
          * hash. The write job will find nothing queued after it. */
         link_buf_release(buf);
@@ -1532,9 +1550,11 @@ static int on_end(struct conn *c, const struct proto_frame *fr)
 {
     struct rfile *f = c->file;
 
+    if (fr->u.end.epoch > f->epoch)
+        return XFER_EPROTO; /* an epoch we never announced */
     if (fr->u.end.epoch != f->epoch || f->rewind_pending || f->resync)
         return 0; /* superseded by a REWIND the sender has not seen yet */
-    if (f->rx_next != f->id.size)
+    if (f->rx_next != f->id.size || f->end_received)
         return XFER_EPROTO;
     f->end_received = 1;
     f->end_hash = fr->u.end.hash;
@@ -1576,7 +1596,9 @@ static int conn_on_frame(struct link *l, const struct proto_frame *fr, uint8_t *
         }
         break;
     case CONN_CHECKING:
-        if (fr->type == PROTO_FILE_HASH) {
+        /* One answer to one NEED_HASH: a second could start a second
+         * outcome for the same file while the first is in flight. */
+        if (fr->type == PROTO_FILE_HASH && !c->file->have_their_hash) {
             c->file->their_hash = fr->u.file_hash;
             c->file->have_their_hash = 1;
             check_compare(c);
@@ -1589,16 +1611,14 @@ static int conn_on_frame(struct link *l, const struct proto_frame *fr, uint8_t *
         if (fr->type == PROTO_END)
             return on_end(c, fr);
         break;
-    case CONN_COMMITTING:
-        if (fr->type == PROTO_DATA) {
-            link_buf_release(buf); /* stale: the file is being restarted */
-            return 0;
-        }
-        if (fr->type == PROTO_END)
-            return 0;
-        break;
     case CONN_OPENING:
+    case CONN_FORGETTING:
+    case CONN_COMMITTING:
+    case CONN_RESETTING:
     case CONN_BYE:
+        /* Each waits for its job or its close: the sender has sent END (or
+         * FILE_HASH, or OFFER) and must wait for our answer. TCP keeps its
+         * frames in order, so nothing older than that can still arrive. */
         break;
     }
     link_buf_release(buf);

@@ -13,8 +13,13 @@
  *   XFERSHIM_BLOCK_FLAG=F   while the file F exists, pread(), fsync() and fdatasync() on a regular
  *                           file whose path ends with XFERSHIM_BLOCK_SUFFIX (default ".part")
  *                           wait (polling F every 5 ms) instead of starting: a disk that hangs.
- *                           The first time one waits, the file XFERSHIM_BLOCKED (if set) is
- *                           created, so a test knows the hang has begun.
+ *                           Each call that waits creates the file XFERSHIM_BLOCKED (if set),
+ *                           so a test knows the hang has begun.
+ *   XFERSHIM_FINISH_FLAG=F  the same for fchmod() and ftruncate() on such a file, and unlinkat()
+ *                           of a name with that suffix: the receiver calls them to commit a
+ *                           verified file, restart a mismatched one, or forget an identical one's
+ *                           leftovers (and unlinkat() before it creates a partial), so a test can
+ *                           hold the receiver in those states while every write and sync passes.
  *   XFERSHIM_STATS=F        at exit, F gets one line "capped=C reads=R failed=X": socket reads
  *                           that were shortened, socket reads in all, writes failed on purpose.
  *                           A test reads it to prove the shim was loaded and active.
@@ -43,6 +48,7 @@ static const char *fail_suffix = ".part";
 static int fail_errno = EIO;
 static const char *block_flag; /* NULL: reads and syncs untouched */
 static const char *block_suffix = ".part";
+static const char *finish_flag; /* NULL: fchmod and ftruncate untouched */
 static const char *blocked_path;
 static const char *stats_path;
 static atomic_llong n_capped;
@@ -63,6 +69,9 @@ static ssize_t (*real_pread)(int, void *, size_t, off_t);
 static ssize_t (*real_pread64)(int, void *, size_t, off_t);
 static int (*real_fsync)(int);
 static int (*real_fdatasync)(int);
+static int (*real_fchmod)(int, mode_t);
+static int (*real_ftruncate)(int, off_t);
+static int (*real_unlinkat)(int, const char *, int);
 
 /* Looked up on first use too: the sanitizer runtime or the loader may call in before
  * shim_init() has run. */
@@ -95,6 +104,9 @@ static void resolve(void)
     real_pread64 = next("pread64");
     real_fsync = next("fsync");
     real_fdatasync = next("fdatasync");
+    real_fchmod = next("fchmod");
+    real_ftruncate = next("ftruncate");
+    real_unlinkat = next("unlinkat");
     real_pwritev64 = next("pwritev64");
 }
 
@@ -133,6 +145,9 @@ __attribute__((constructor)) static void shim_init(void)
     v = getenv("XFERSHIM_BLOCK_FLAG");
     if (v != NULL && *v != '\0')
         block_flag = v;
+    v = getenv("XFERSHIM_FINISH_FLAG");
+    if (v != NULL && *v != '\0')
+        finish_flag = v;
     v = getenv("XFERSHIM_BLOCK_SUFFIX");
     if (v != NULL && *v != '\0')
         block_suffix = v;
@@ -260,24 +275,58 @@ static int failing(int fd)
     return 1;
 }
 
-/* Holds the calling thread while the block flag exists and fd is a matching file. */
-static void maybe_block(int fd)
+/* Holds the calling thread while flag exists, if the call is on a matching file. */
+static void hold_while(const char *flag, int matches)
 {
     const struct timespec tick = {0, 5 * 1000 * 1000};
     int counted = 0;
 
-    if (block_flag == NULL || !path_ends(fd, block_suffix))
+    if (flag == NULL || !matches)
         return;
-    while (access(block_flag, F_OK) == 0) {
-        if (!counted && atomic_fetch_add(&n_blocked, 1) == 0 && blocked_path != NULL) {
+    while (access(flag, F_OK) == 0) {
+        /* Made anew by every call that waits, so a test that removes it learns of the next. */
+        if (!counted && blocked_path != NULL) {
             int fd = open(blocked_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 
             if (fd >= 0)
                 close(fd);
         }
+        if (!counted)
+            atomic_fetch_add(&n_blocked, 1);
         counted = 1;
         nanosleep(&tick, NULL);
     }
+}
+
+static void maybe_block(int fd)
+{
+    hold_while(block_flag, block_flag != NULL && path_ends(fd, block_suffix));
+}
+
+static void maybe_hold_finish(int fd)
+{
+    hold_while(finish_flag, finish_flag != NULL && path_ends(fd, block_suffix));
+}
+
+int fchmod(int fd, mode_t mode)
+{
+    maybe_hold_finish(fd);
+    return REAL(fchmod)(fd, mode);
+}
+
+int ftruncate(int fd, off_t len)
+{
+    maybe_hold_finish(fd);
+    return REAL(ftruncate)(fd, len);
+}
+
+int unlinkat(int dirfd, const char *path, int flags)
+{
+    size_t n = strlen(path);
+    size_t k = strlen(block_suffix);
+
+    hold_while(finish_flag, finish_flag != NULL && n >= k && strcmp(path + n - k, block_suffix) == 0);
+    return REAL(unlinkat)(dirfd, path, flags);
 }
 
 ssize_t pread(int fd, void *buf, size_t len, off_t off)
