@@ -23,6 +23,10 @@ const char *xfer_strerror(int err)
         return "unacceptable file name";
     case XFER_ETIMEDOUT:
         return "peer went silent";
+    case XFER_ESTATEDIR:
+        return "state directory is open to other users";
+    case XFER_ELINKED:
+        return "state file has other links or another owner";
     default:
         break;
     }

@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "xfer/err.h"
 #include "xfer/fileio.h"
 
 int64_t fileio_pread(int fd, void *buf, size_t len, uint64_t off)
@@ -125,6 +126,19 @@ int fileio_open_by_components(int dirfd, const char *path, int flags, mode_t mod
         part = next;
     }
     return cur == dirfd ? -EINVAL : cur;
+}
+
+int fileio_check_private(int fd)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode))
+        return -EINVAL;
+    if (st.st_nlink != 1 || st.st_uid != geteuid())
+        return XFER_ELINKED;
+    return 0;
 }
 
 int fileio_open_beneath(int dirfd, const char *path, int flags, mode_t mode)

@@ -361,19 +361,18 @@ int journal_open(struct journal *j, int dirfd, const char *path,
         return -ENAMETOOLONG;
     snprintf(j->path, sizeof(j->path), "%s", path);
     j->dirfd = dirfd;
-    j->fd = fileio_open_beneath(dirfd, path, O_RDWR | O_CREAT | O_NONBLOCK, 0600);
+    /* An existing journal is checked before anything is written to it; a
+     * new one is created exclusively, so it is the file we just made. */
+    j->fd = fileio_open_beneath(dirfd, path, O_RDWR | O_NONBLOCK, 0);
+    if (j->fd == -ENOENT)
+        j->fd = fileio_open_beneath(dirfd, path, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK, 0600);
     if (j->fd < 0) {
         rc = j->fd;
         goto fail;
     }
-    {
-        struct stat st;
-
-        if (fstat(j->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-            rc = -EINVAL; /* a FIFO or device is nothing we wrote */
-            goto fail;
-        }
-    }
+    rc = fileio_check_private(j->fd); /* a FIFO, a device or a hard link: not ours */
+    if (rc < 0)
+        goto fail;
     rc = read_whole(j->fd, &image, &len);
     if (rc == -ENOMEM)
         goto fail;
@@ -472,7 +471,12 @@ static int journal_compact(struct journal *j)
                              last ? j->state : NULL);
         chunk += n;
     } while (chunk < j->nhashes);
-    fd = fileio_open_beneath(j->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    /* Exclusively, after removing the name: never through a link planted there. */
+    if (unlinkat(j->dirfd, tmp, 0) < 0 && errno != ENOENT) {
+        rc = -errno;
+        goto out;
+    }
+    fd = fileio_open_beneath(j->dirfd, tmp, O_RDWR | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
         rc = fd;
         goto out;

@@ -388,6 +388,7 @@ struct open_job {
     int dirfd;
     int overwrite;
     int skip_exists;
+    const char *replaced; /* "journal" or "partial": one had other links; its name was removed */
     enum open_result result;
     uint16_t code;
     char text[PROTO_MAX_TEXT];
@@ -415,40 +416,46 @@ static int open_state_dir(int dirfd)
     if (fd < 0)
         return fd;
     /* One made in advance by someone else could be used to swap partials
-     * and journals under us: it must be ours, and closed to others. */
+     * and journals under us, or to plant hard links to files outside D: it
+     * must be ours, and closed to others. We make it 0700, so one open to
+     * others was not made by us, and whatever is in it may be planted. */
     if (fstat(fd, &st) < 0 || st.st_uid != geteuid()) {
         (void)close(fd); /* a directory, read-only */
         return -EPERM;
     }
-    if ((st.st_mode & 077) != 0 && fchmod(fd, 0700) < 0) {
-        int rc = -errno;
-
+    if ((st.st_mode & 077) != 0) {
         (void)close(fd); /* a directory, read-only */
-        return rc;
+        return XFER_ESTATEDIR;
     }
     return fd;
 }
 
 /* The partial: reopened when the journal vouches for it, else created
  * anew with O_EXCL after removing whatever held the name. */
-static int open_part_file(struct rfile *f)
+static int open_part_file(struct open_job *oj)
 {
-    struct stat st;
+    struct rfile *f = oj->jb.f;
     int fd = -ENOENT;
     int rc;
 
     if (f->resumed) {
         fd = fileio_open_beneath(f->xfd, f->part_path, O_RDWR, 0);
-        if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
-            (void)close(fd); /* not a file we wrote */
-            fd = -EINVAL;
+        if (fd >= 0) {
+            rc = fileio_check_private(fd);
+            if (rc < 0) {
+                (void)close(fd); /* not a file we wrote: never written through */
+                if (rc == XFER_ELINKED)
+                    oj->replaced = "partial";
+                fd = rc;
+            }
         }
         if (fd >= 0) {
             f->fd = fd;
             return 0;
         }
-        /* A link or something else in the partial's place, or no partial:
-         * whatever the journal vouched for is gone; start over. */
+        /* A link, a hard-linked file or something else in the partial's
+         * place, or no partial: whatever the journal vouched for is gone;
+         * start over (the name is removed below, never what it reaches). */
         rc = journal_reset(&f->j);
         if (rc < 0)
             return rc;
@@ -475,17 +482,20 @@ static int open_partial(struct open_job *oj)
     if (f->xfd < 0)
         return f->xfd;
     rc = journal_open(&f->j, f->xfd, f->journal_path, &f->id, &f->resumed);
-    if (rc == -ELOOP || rc == -EINVAL) {
-        /* A link or a non-file in the journal's place: not ours, so it
-         * vouches for nothing. Remove the name (never what it points to)
-         * and start the file over. */
+    if (rc == -ELOOP || rc == -EINVAL || rc == XFER_ELINKED) {
+        /* A link, a non-file, or a file that another name or user can reach
+         * (a hard link planted there) in the journal's place: not ours, so
+         * it vouches for nothing. Remove the name (never what it points to)
+         * and start the file over with one made exclusively. */
+        if (rc == XFER_ELINKED)
+            oj->replaced = "journal";
         if (unlinkat(f->xfd, f->journal_path, 0) < 0)
             return -errno;
         rc = journal_open(&f->j, f->xfd, f->journal_path, &f->id, &f->resumed);
     }
     if (rc < 0)
         return rc;
-    rc = open_part_file(f);
+    rc = open_part_file(oj);
     if (rc < 0)
         return rc;
     if (f->resumed) {
@@ -582,6 +592,11 @@ static void open_done(uv_work_t *req, int status)
         free(oj);
         return;
     }
+    if (oj->replaced != NULL)
+        report_info("the %s of %s in .xfer had another link or owner (a hard link planted "
+                    "there?); it was not written through: its name was removed and the file "
+                    "starts over",
+                    oj->replaced, report_escaped(c->file->name));
     if (rc < 0) {
         char text[PROTO_MAX_TEXT];
 
@@ -589,6 +604,12 @@ static void open_done(uv_work_t *req, int status)
             snprintf(text, sizeof(text),
                      "receiver cannot store %s: its directory's .xfer belongs to another user; "
                      "the receiver's owner should remove it",
+                     c->file->name);
+        else if (rc == XFER_ESTATEDIR)
+            snprintf(text, sizeof(text),
+                     "receiver cannot store %s: its directory's .xfer is open to other users, so "
+                     "what is in it may have been planted; the receiver's owner should check it "
+                     "and remove it (or chmod 700 it)",
                      c->file->name);
         else if (rc == -ELOOP || rc == -EXDEV)
             snprintf(text, sizeof(text),

@@ -32,6 +32,12 @@ int fileio_hash_range(int fd, uint64_t off, uint64_t len, XXH3_state_t *state, u
  * -errno (ELOOP for a link in the way, EXDEV for an escape). */
 int fileio_open_beneath(int dirfd, const char *path, int flags, mode_t mode);
 
+/* For a file opened in the state directory: 0 if it is a regular file with
+ * one link that belongs to this process's user, -EINVAL if it is not a
+ * regular file, XFER_ELINKED if another name or user could reach it (a hard
+ * link planted there), or -errno. Such a file must never be written. */
+int fileio_check_private(int fd);
+
 /* fileio_open_beneath() without openat2(): what it falls back to where the
  * kernel lacks it (before Linux 5.6, under some seccomp filters, under
  * valgrind). Same contract; public so tests can reach it on any kernel. */

@@ -59,10 +59,12 @@ void journal_init(struct journal *j);
  * the header is unusable, or -ENOMEM. */
 int journal_parse(struct journal *j, const uint8_t *p, size_t len, uint64_t *valid_len);
 
-/* Opens (creating if needed) the journal at path under dirfd. If it is for
- * another source identity, or unreadable, it is reset to a fresh header for
- * id. A torn tail is cut off. *resumed is 1 when a matching journal with a
- * usable state was found. */
+/* Opens (creating if needed, exclusively) the journal at path under dirfd.
+ * If it is for another source identity, or unreadable, it is reset to a
+ * fresh header for id. A torn tail is cut off. *resumed is 1 when a
+ * matching journal with a usable state was found. A link, a non-file
+ * (-ELOOP, -EINVAL) or a file with other links or another owner
+ * (XFER_ELINKED) at path is neither read nor written. */
 int journal_open(struct journal *j, int dirfd, const char *path,
                  const struct journal_identity *id, int *resumed);
 

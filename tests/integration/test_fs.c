@@ -346,6 +346,89 @@ Test(fs, symlink_in_place_of_the_journal_is_not_followed_and_the_rerun_succeeds)
     harness_must_ls(r.dir, "journal.bin\n");
 }
 
+/* Replaces the single dst/.xfer/ *suffix by a hard link to target: O_NOFOLLOW does not see it. */
+static void plant_state_hard_link(struct harness_slow *r, const char *suffix, const char *target)
+{
+    char *path = harness_find_one(r->xfer_dir, suffix);
+
+    cr_assert_not_null(path, "expected exactly one *%s under %s; it has:\n%s", suffix, r->xfer_dir,
+                       harness_ls(r->xfer_dir));
+    cr_assert_eq(unlink(path), 0, "unlink %s: %s", path, strerror(errno));
+    cr_assert_eq(link(target, path), 0, "link %s: %s", path, strerror(errno));
+}
+
+/* After kill -9 of the sender, D/.xfer/HEX<suffix> is replaced by a hard link to a file outside
+ * D; the rerun must succeed without writing through it, and the receiver must say so. */
+static void hard_link_in_state_dir_is_not_written_through(const char *suffix, const char *name)
+{
+    struct outside o;
+    struct harness_slow r;
+    int rc;
+
+    outside_plant(&o, (const char *[]){"keep", "victim", NULL});
+    start_slow_transfer(&r, name, 32 * HARNESS_MIB, 4 * HARNESS_MIB);
+    kill_sender(&r);
+    plant_state_hard_link(&r, suffix, o.s[1].path);
+    rc = rerun_sender(&r);
+    outside_must_be_untouched(&o);
+    cr_assert_eq(rc, 0, "rerun sender exit %d (want 0); stderr:\n%s\n%s", rc, harness_log("send2"),
+                 harness_report(r.recv, "recv"));
+    cr_assert_eq(harness_cmp_files(r.src, r.dst), 0, "%s differs from its source", r.dst);
+    cr_assert(strstr(harness_log("recv"), "another link or owner") != NULL,
+              "the receiver did not report the hard link; stderr:\n%s", harness_log("recv"));
+    harness_must_ls(r.dir, harness_strf("%s\n", name));
+}
+
+Test(fs, hard_link_in_place_of_the_journal_is_not_written_through)
+{
+    /* Checks issue 9 finding 3: a hard link to outside/victim planted at the journal's name (as
+     * whoever could write to .xfer before it was private can do) is neither read as a journal
+     * nor truncated and rewritten: its name is removed, the file starts over, victim is
+     * untouched. */
+    hard_link_in_state_dir_is_not_written_through(".journal", "hardj.bin");
+}
+
+Test(fs, hard_link_in_place_of_the_partial_is_not_written_through)
+{
+    /* Checks the same for the partial the journal vouches for: resuming would write the rest of
+     * the file (and, since it reads back damaged, all of it) into outside/victim. */
+    hard_link_in_state_dir_is_not_written_through(".part", "hardp.bin");
+}
+
+Test(fs, state_dir_open_to_others_is_refused_with_a_clear_error)
+{
+    /* Checks that a D/.xfer of the receiver's own user but open to others (mode 0777: not one the
+     * receiver made, since it makes it 0700, so anyone may have planted links in it) is not used:
+     * the file is refused (sender exit 4) with a line saying why and what to do, nothing is
+     * written into it and its mode is left for its owner to judge. */
+    char *dir = harness_pathf("dst");
+    char *xfer_dir = harness_strf("%s/.xfer", dir);
+    char *src = harness_must_src("src/open.bin", 100000, 48);
+    struct outside o;
+    struct stat st;
+    pid_t recv;
+    int port;
+    int rc;
+
+    outside_plant(&o, (const char *[]){"keep", NULL});
+    cr_assert_eq(harness_mkdirs(xfer_dir), 0);
+    cr_assert_eq(chmod(xfer_dir, 0777), 0, "chmod %s: %s", xfer_dir, strerror(errno));
+    recv = harness_must_recv(&port, dir, NULL, NULL, "recv");
+    rc = send_one(src, port, "send");
+    outside_must_be_untouched(&o);
+    cr_assert_eq(rc, 4, "sender exit %d (want 4); stderr:\n%s\n%s", rc, harness_log("send"),
+                 harness_report(recv, "recv"));
+    cr_assert(strstr(harness_log("send"), "open to other users") != NULL &&
+                  strstr(harness_log("send"), "chmod 700") != NULL,
+              "the sender's error does not say why and what to do; stderr:\n%s",
+              harness_log("send"));
+    harness_must_ls(xfer_dir, "");
+    cr_assert_eq(stat(xfer_dir, &st), 0);
+    cr_assert_eq(st.st_mode & 07777, 0777, "the receiver changed %s's mode to %04o", xfer_dir,
+                 (unsigned)(st.st_mode & 07777));
+    harness_must_ls(dir, ".xfer\n");
+}
+
 /* -- a state dir someone else made, and a partial someone else edited ----------------------- */
 
 Test(fs, state_dir_made_by_another_user_is_not_used_as_it_is)
