@@ -367,7 +367,34 @@ static void send_records(struct peer *p, const uint8_t *data, size_t size, size_
         }
         if (flags & SI_SETTLE)
             settle(p);
+        else if (flags & SI_STEP)
+            (void)uv_run(&loop, UV_RUN_NOWAIT);
     }
+}
+
+/* SI_MODE_EXISTING: the file the OFFER at of names, finished, with content
+ * as its bytes; FILE_HASH frames fixed up from here on carry its hash. */
+static void put_existing(struct peer *p, const uint8_t *of, size_t olen, const uint8_t *content,
+                         size_t clen)
+{
+    struct proto_frame f;
+    XXH128_hash_t h;
+    const char *why;
+    int dfd, fd;
+
+    if (proto_decode(of, olen, &f) <= 0 || f.type != PROTO_OFFER ||
+        name_check(f.u.offer.name, f.u.offer.name_len, &why) < 0)
+        return;
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        die("open dir");
+    fd = openat(dfd, f.u.offer.name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, content, clen) != (ssize_t)clen || close(fd) < 0)
+        die("write existing file");
+    (void)close(dfd); /* a directory, read-only */
+    h = XXH3_128bits(content, clen);
+    p->last_end.high = h.high64;
+    p->last_end.low = h.low64;
 }
 
 /* Empties dir (and its .xfer); every entry must be one the receiver may
@@ -455,6 +482,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             next_record(data, size, &pos, &flags, &content, &clen))
             preseed(&p, of, olen, content, clen, flags);
     }
+    if (data[0] & SI_MODE_EXISTING) {
+        const uint8_t *of, *content;
+        size_t olen, clen;
+        uint8_t flags;
+
+        if (next_record(data, size, &pos, &flags, &of, &olen) &&
+            next_record(data, size, &pos, &flags, &content, &clen))
+            put_existing(&p, of, olen, content, clen);
+    }
+    opts.overwrite = (data[0] & SI_MODE_OVERWRITE) != 0;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         die("socketpair");
     p.fd = sv[1];

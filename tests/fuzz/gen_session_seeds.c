@@ -85,6 +85,14 @@ static void simple(struct seed *s, uint8_t flags, uint8_t type)
     add_frame(s, flags, &f);
 }
 
+/* FILE_HASH of all-zero bits: with SI_FIX_HASH the harness fills in the right one. */
+static void file_hash(struct seed *s, uint8_t flags)
+{
+    struct proto_frame f = {.type = PROTO_FILE_HASH};
+
+    add_frame(s, flags, &f);
+}
+
 static void start(struct seed *s, uint8_t mode)
 {
     s->len = 0;
@@ -186,6 +194,39 @@ int main(int argc, char **argv)
         add_frame(&s, SI_SETTLE, &f); /* wrong hash: the same size, another file */
     }
     write_seed(argv[1], "auth_existing_file", &s);
+
+    /* SI_MODE_EXISTING: a finished file already there; identical, then after
+     * COMPLETE the same again with --overwrite and a different hash. */
+    start(&s, SI_MODE_AUTH | SI_MODE_EXISTING | SI_MODE_OVERWRITE);
+    offer(&s, 0, "e", 5);
+    add_raw(&s, 0, "hello");
+    offer(&s, SI_SETTLE, "e", 5);
+    file_hash(&s, ok);
+    offer(&s, SI_SETTLE, "e", 5);
+    file_hash(&s, SI_SETTLE);
+    data(&s, ok, 1, 0, "jello");
+    end(&s, ok, 1);
+    write_seed(argv[1], "existing_identical_then_overwritten", &s);
+
+    /* Issue 9, finding 1: a matching FILE_HASH starts the job that forgets
+     * the name's leftovers; a second FILE_HASH and an OFFER read while it
+     * runs freed the new file under its open job (heap-use-after-free). */
+    start(&s, SI_MODE_AUTH | SI_MODE_EXISTING);
+    offer(&s, 0, "e", 5);
+    add_raw(&s, 0, "hello");
+    offer(&s, SI_SETTLE, "e", 5);
+    file_hash(&s, SI_FIX_HASH);
+    file_hash(&s, 0);
+    offer(&s, SI_SETTLE, "f", 3); /* the job lands while the connection is open */
+    write_seed(argv[1], "regress_uaf_second_file_hash_then_offer", &s);
+    /* With --overwrite two FILE_HASH frames were enough. */
+    start(&s, SI_MODE_AUTH | SI_MODE_EXISTING | SI_MODE_OVERWRITE);
+    offer(&s, 0, "e", 5);
+    add_raw(&s, 0, "hello");
+    offer(&s, SI_SETTLE, "e", 5);
+    file_hash(&s, SI_FIX_HASH);
+    file_hash(&s, SI_SETTLE);
+    write_seed(argv[1], "regress_uaf_second_file_hash_overwrite", &s);
 
     /* Names the receiver refuses. */
     start(&s, SI_MODE_AUTH);

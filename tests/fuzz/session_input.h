@@ -26,6 +26,13 @@
  * file (SI_FIX_HASH in the second's flags: with the right chunk hash and
  * state; without, the partial reads back damaged). Any mode. */
 #define SI_MODE_PARTIAL 0x04
+/* Then (after PARTIAL's, if both) two more records: an OFFER naming a file
+ * and its bytes, which are put under that name in the receiver's directory
+ * as a finished file, so an OFFER of the same size gets NEED_HASH; a
+ * FILE_HASH with SI_FIX_HASH then carries its hash until an END is fixed. */
+#define SI_MODE_EXISTING 0x08
+/* The receiver runs with --overwrite. */
+#define SI_MODE_OVERWRITE 0x10
 
 /* Wait until the receiver has read everything and its file jobs have
  * landed before the next frame (as a real sender waits for ACCEPT); without
@@ -40,6 +47,10 @@
 #define SI_FIX_HASH 0x04
 /* Send the frame in the clear, not sealed: a forgery after the handshake. */
 #define SI_CLEAR 0x08
+/* Run the receiver's loop once without waiting: whatever has finished (a
+ * job, a read) lands before the next frame, the rest later. Between no flag
+ * and SI_SETTLE, so the fuzzer can interleave jobs with frames. */
+#define SI_STEP 0x10
 
 #define SI_REC_HDR 3
 
