@@ -118,7 +118,9 @@ static size_t escape_one(const uint8_t *p, size_t len, char *tmp, size_t *used)
         *used = 1;
         return (size_t)snprintf(tmp, 16, "\\x%02x", p[0]);
     }
-    if (is_control(cp) || is_bidi_control(cp)) {
+    /* U+2028 and U+2029 end a line for many viewers: one name or peer text
+     * must never pass for two log lines. Allowed in names, never shown raw. */
+    if (is_control(cp) || is_bidi_control(cp) || cp == 0x2028 || cp == 0x2029) {
         if (cp < 0x100)
             return (size_t)snprintf(tmp, 16, "\\x%02x", (unsigned)cp);
         return (size_t)snprintf(tmp, 16, "\\u{%04x}", (unsigned)cp);

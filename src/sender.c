@@ -533,9 +533,9 @@ static void file_settled(struct sender *s, struct sfile *f, const char *what)
     report_size(f->size, size, sizeof(size));
     report_size(secs > 0 ? (uint64_t)((double)moved / secs) : moved, rate, sizeof(rate));
     if (what != NULL)
-        report_info("%s %s (%s)", f->name, what, size);
+        report_info("%s %s (%s)", report_escaped(f->name), what, size);
     else
-        report_info("%s verified (%s, %.1f s, %s/s)", f->name, size, secs, rate);
+        report_info("%s verified (%s, %.1f s, %s/s)", report_escaped(f->name), size, secs, rate);
     f->settled = 1;
     s->retry_since = 0;
     s->attempt = 0;
@@ -551,11 +551,12 @@ static void announce(struct sender *s, struct sfile *f, uint64_t offset)
     f->start_offset = offset;
     report_size(f->size, size, sizeof(size));
     if (offset > 0)
-        report_info("resuming %s at %" PRIu64 " of %" PRIu64 " bytes", f->name, offset, f->size);
+        report_info("resuming %s at %" PRIu64 " of %" PRIu64 " bytes", report_escaped(f->name),
+                    offset, f->size);
     else if (!f->announced)
-        report_info("sending %s (%" PRIu64 " bytes, %s)", f->name, f->size, size);
+        report_info("sending %s (%" PRIu64 " bytes, %s)", report_escaped(f->name), f->size, size);
     else
-        report_info("sending %s again from the start", f->name);
+        report_info("sending %s again from the start", report_escaped(f->name));
     f->announced = 1;
 }
 
@@ -601,7 +602,7 @@ static int on_rewind(struct sender *s, struct sfile *f, const struct proto_frame
                 link_close(&s->conn->link, 0);
             return 0;
         }
-        report_info("%s did not verify on the receiver; sending it again", f->name);
+        report_info("%s did not verify on the receiver; sending it again", report_escaped(f->name));
         f->start_offset = 0;
     }
     pump(s);
@@ -628,7 +629,8 @@ static int on_refuse(struct sender *s, struct sfile *f, const struct proto_frame
         link_finish(&s->conn->link);
         return 0;
     }
-    report_error("%s refused by the receiver: %s%s", f->name, report_escaped(fr->u.refuse.text),
+    report_error("%s refused by the receiver: %s%s", report_escaped(f->name),
+                 report_escaped(fr->u.refuse.text),
                  fr->u.refuse.code == PROTO_NO_SPACE
                      ? "; free space there, then run the same command again"
                      : "");
@@ -659,7 +661,7 @@ static int on_storage_error(struct sender *s, struct sfile *f, const struct prot
         snprintf(at, sizeof(at), " to resume from byte %" PRIu64, s->acked);
     report_error("%s not stored: %s; fix that on the receiver (free space, check its disk), "
                  "then run the same command again%s",
-                 f->name, report_escaped(fr->u.error.text), at);
+                 report_escaped(f->name), report_escaped(fr->u.error.text), at);
     set_failure(s, f, XFER_EXIT_REFUSED);
     /* As for a failed verification: a fresh connection goes on with the
      * next file, or says goodbye. */

@@ -1380,3 +1380,39 @@ Test(security, sender_refuses_a_local_name_with_escapes_and_shows_it_escaped)
     }
     check_site(&s, "");
 }
+
+Test(security, line_separators_in_names_are_logged_escaped_and_names_are_not_normalised)
+{
+    /* Checks issue 9 finding 9: a file whose name holds U+2028 (LINE SEPARATOR) arrives under that
+     * name, but neither side's log shows the character raw (it is \u{2028}), so a name cannot
+     * pass for two log lines; and the NFC and NFD spellings of "café" arrive as two files, as
+     * xfer(1) RULES documents (names are carried byte for byte, never normalised). */
+    static const char lsep[] = "one\xe2\x80\xa8two.txt";
+    static const char nfc[] = "caf\xc3\xa9";
+    static const char nfd[] = "cafe\xcc\x81";
+    const char *const names[] = {lsep, nfc, nfd};
+    char *src[3];
+    struct site s;
+    char *log;
+    int rc;
+
+    start_site(&s, NULL, NULL);
+    for (int i = 0; i < 3; i++)
+        src[i] = harness_must_src(harness_strf("src/%s", names[i]), 1000 + i, 90 + i);
+    rc = harness_run_send(
+        (const char *[]){src[0], src[1], src[2], harness_strf("127.0.0.1:%d", s.port), NULL},
+        NULL, "send", HARNESS_DEADLINE_MS);
+    cr_assert_eq(rc, 0, "sender exit %d; stderr:\n%s\n%s", rc, harness_log("send"),
+                 harness_report(s.pid, "recv"));
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(harness_cmp_files(src[i], harness_strf("%s/%s", s.dir, names[i])), 0,
+                     "file %d did not arrive under its own name; D holds:\n%s", i,
+                     harness_ls(s.dir));
+    log = harness_log("recv");
+    cr_assert_null(strstr(log, "\xe2\x80\xa8"), "a raw U+2028 reached the receiver's stderr:\n%s",
+                   log);
+    cr_assert(strstr(log, "one\\u{2028}two.txt") != NULL, "the name is not logged escaped:\n%s",
+              log);
+    cr_assert_null(strstr(harness_log("send"), "\xe2\x80\xa8"),
+                   "a raw U+2028 reached the sender's stderr:\n%s", harness_log("send"));
+}

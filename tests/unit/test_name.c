@@ -293,6 +293,8 @@ static void assert_terminal_safe(const char *s, const char *what, int lineno)
         cr_assert(!(p[i] == 0xe2 && p[i + 1] == 0x81 && p[i + 2] >= 0xa6 && p[i + 2] <= 0xa9),
                   "%s:%d: raw bidi isolate at %zu", what, lineno, i);
         cr_assert(!(p[i] == 0xd8 && p[i + 1] == 0x9c), "%s:%d: raw U+061C at %zu", what, lineno, i);
+        cr_assert(!(p[i] == 0xe2 && p[i + 1] == 0x80 && (p[i + 2] == 0xa8 || p[i + 2] == 0xa9)),
+                  "%s:%d: raw line or paragraph separator at %zu", what, lineno, i);
     }
 }
 
@@ -354,6 +356,30 @@ Test(name, escape_escapes_a_bidi_override)
 {
     /* Checks U+202E becomes \u{202e}. */
     ESCAPES_TO("evil\xe2\x80\xaetxt.exe", "evil\\u{202e}txt.exe");
+}
+
+Test(name, escape_escapes_unicode_line_and_paragraph_separators)
+{
+    /* Checks U+2028 and U+2029 (issue 9 finding 9) become \u{2028} and \u{2029}: raw, they end
+     * a line in many log viewers, so a name could forge a log line. */
+    ESCAPES_TO("a\xe2\x80\xa8" "b", "a\\u{2028}b");
+    ESCAPES_TO("a\xe2\x80\xa9" "b", "a\\u{2029}b");
+}
+
+Test(name, names_differing_only_by_normalisation_are_different_names)
+{
+    /* Checks the documented policy (xfer(1), RULES): names are carried byte for byte, never
+     * normalised, so NFC and NFD spellings of "é" are both accepted and have different state
+     * keys, as they are different files to Linux file systems. */
+    const char *why;
+    char k1[NAME_KEY_LEN + 1];
+    char k2[NAME_KEY_LEN + 1];
+
+    cr_assert_eq(name_check("caf\xc3\xa9", 5, &why), 0);
+    cr_assert_eq(name_check("cafe\xcc\x81", 6, &why), 0);
+    name_state_key("caf\xc3\xa9", k1);
+    name_state_key("cafe\xcc\x81", k2);
+    cr_assert_str_neq(k1, k2);
 }
 
 Test(name, escape_escapes_invalid_bytes_one_by_one)
