@@ -1299,6 +1299,102 @@ Test(security, three_wrong_secrets_lock_the_address_out_for_a_while)
     check_site(&s, "locked.bin\n");
 }
 
+/* The receiver's table of addresses (GUARD_TABLE in include/xfer/guard.h, xfer(1) SECURITY). */
+#define ADDR_TABLE 256
+/* Connections one batch of wrong proofs keeps in their handshake at once: under the receiver's
+ * overall cap of 64, so that none displaces another. */
+#define PROOF_BATCH 48
+
+/* A blocking TCP connection to 127.0.0.1:port from the loopback address src (host order), so one
+ * test can act as many hosts: all of 127.0.0.0/8 is local. */
+static int connect_from(uint32_t src, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa;
+    char text[INET_ADDRSTRLEN];
+
+    cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(src);
+    inet_ntop(AF_INET, &sa.sin_addr, text, sizeof(text));
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind %s: %s", text,
+                 strerror(errno));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)port);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0,
+                 "cannot connect from %s to port %d: %s", text, port, strerror(errno));
+    return fd;
+}
+
+/* One wrong proof of the secret from each of the n addresses first + i: in batches, every
+ * connection of a batch has its WELCOME before any sends its AUTH, so that the batch's proofs
+ * are checked, and its addresses locked out if they are, all but at once. Each gets ERROR
+ * AUTH_FAILED and is closed. */
+static void wrong_proofs_from(uint32_t first, int n, int port)
+{
+    struct w_conn c[PROOF_BATCH];
+
+    for (int done = 0; done < n; done += PROOF_BATCH) {
+        int k = n - done < PROOF_BATCH ? n - done : PROOF_BATCH;
+
+        for (int i = 0; i < k; i++) {
+            w_attach(&c[i], connect_from(first + (uint32_t)(done + i), port), OTHER_SECRET, 0,
+                     "recv");
+            w_hello(&c[i]);
+        }
+        for (int i = 0; i < k; i++)
+            w_send_auth(&c[i], c[i].keys.client_tag);
+        for (int i = 0; i < k; i++) {
+            (void)w_expect_error_and_close(&c[i], CODE_AUTH_FAILED, 0, "a wrong proof");
+            w_close(&c[i]);
+        }
+    }
+}
+
+Test(security, a_table_full_of_locked_out_addresses_does_not_keep_a_new_address_out)
+{
+    /* Checks that strangers cannot fill the receiver's table of addresses to keep senders out:
+     * 256 addresses (127.1.0.1 on) each fail 3 proofs, which locks them all out and fills the
+     * table; then a sender with the right secret from an address not among them (127.0.0.1)
+     * gets its file in at the first attempt (--retry-for 0). Then, the attack's lock-outs still
+     * hold: the second address locked out is turned away with "retry in" (the first is the
+     * stalest, the one the sender's address displaced). */
+    const uint32_t attack = 0x7f010001u; /* 127.1.0.1 */
+    char *src = harness_must_src("src/full.bin", 100000, 16);
+    struct w_frame f;
+    struct w_conn c;
+    struct site s;
+    char *text;
+    int rc;
+
+    start_site(&s, NULL, NULL);
+    for (int round = 0; round < 3; round++)
+        wrong_proofs_from(attack, ADDR_TABLE, s.port);
+
+    rc = send_to(&s, src, (const char *[]){"--retry-for", "0", NULL}, NULL, "send");
+    cr_assert_eq(rc, 0,
+                 "a sender from a new address, with the table full of lock-outs: exit %d; "
+                 "stderr:\n%s\n%s",
+                 rc, harness_log("send"), harness_report(s.pid, "recv"));
+    cr_assert_eq(harness_cmp_files(src, harness_strf("%s/full.bin", s.dir)), 0);
+
+    w_attach(&c, connect_from(attack + 1, s.port), HARNESS_SECRET, 0, "recv");
+    rc = w_recv(&c, &f, REPLY_MS);
+    text = rc == 1 && f.type == W_ERROR
+               ? harness_strf("%.*s", (int)w_get_u16(f.payload + 2), (const char *)f.payload + 4)
+               : "";
+    if (rc == 1 && f.type == W_ERROR && w_get_u16(f.payload) == CODE_BUSY &&
+        strstr(text, "retry in") != NULL)
+        cr_log_info("after the sender, 127.1.0.2 is still locked out: \"%s\"", text);
+    else
+        cr_log_warn("127.1.0.2's lock-out (1 s) ended before the sender was done, so this run did "
+                    "not show the sender coming in past a full table (w_recv %d, %s \"%s\")",
+                    rc, rc == 1 ? w_describe(&f) : "-", text);
+    w_close(&c);
+    check_site(&s, "full.bin\n");
+}
+
 /* ---- tests: text from peers -------------------------------------------- */
 
 Test(security, escape_sequences_in_offered_names_are_refused_and_logged_escaped)
