@@ -1476,3 +1476,100 @@ Test(security, sender_refuses_a_local_name_with_escapes_and_shows_it_escaped)
     }
     check_site(&s, "");
 }
+
+/* What the receiver logs for strangers (xfer(1) OUTPUT and SECURITY): a burst of 5 lines of a
+ * kind, then one a second; a stranger's ERROR text cut to 200 characters. */
+#define LOG_BURST 5
+#define STRANGER_TEXT 200
+#define FLOOD_ERRORS 200
+#define FLOOD_PROOFS 100
+
+/* The longest line of text that holds needle; 0 if none does. */
+static size_t longest_line_with(const char *text, const char *needle)
+{
+    size_t most = 0;
+
+    for (const char *p = text; p != NULL && *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+        char *line = harness_strf("%.*s", (int)len, p);
+
+        if (strstr(line, needle) != NULL && len > most)
+            most = len;
+        p = nl != NULL ? nl + 1 : NULL;
+    }
+    return most;
+}
+
+/* One connection that sends a clear ERROR with text before anything else, and is closed. */
+static void stranger_error(int port, const char *text)
+{
+    uint8_t buf[W_HDR + 4 + W_MAX_TEXT];
+    struct w_conn c;
+
+    w_connect(&c, port, HARNESS_SECRET, 0, "recv");
+    w_send_raw(&c, buf, w_enc_error(buf, CODE_IO, text));
+    w_expect_eof(&c, REPLY_MS, "after a clear ERROR");
+    w_close(&c);
+}
+
+Test(security, strangers_cannot_flood_the_log_with_error_texts_or_wrong_proofs)
+{
+    /* Checks what connections that never authenticate can make the receiver log: 200 that each
+     * send a clear ERROR with 1024 bytes of text (control bytes, 4 characters each once escaped)
+     * and 100 wrong proofs from 100 addresses get at most 5 lines of each kind plus one a second
+     * while they run, each ERROR text cut to 200 characters with a "[cut from 1024 bytes]"
+     * marker; the next line let through counts the lines held back. The receiver still takes a
+     * file afterwards. */
+    const char *path = harness_pathf("recv.err");
+    char *src = harness_must_src("src/after.bin", 1000, 17);
+    char text[W_MAX_TEXT + 1];
+    long long start;
+    long long deadline;
+    long long budget;
+    struct site s;
+    char *log;
+    int errors;
+    int refusals;
+    int rc;
+
+    memset(text, '\x01', W_MAX_TEXT);
+    memcpy(text, "floodmark", 9);
+    text[W_MAX_TEXT] = '\0';
+    start_site(&s, NULL, NULL);
+    start = w_now_ms();
+    for (int i = 0; i < FLOOD_ERRORS; i++)
+        stranger_error(s.port, text);
+    wrong_proofs_from(0x7f020001u, FLOOD_PROOFS, s.port); /* 127.2.0.1 on */
+    /* Everything above was logged before its connection closed. */
+    budget = LOG_BURST + (w_now_ms() - start) / 1000 + 1;
+    log = harness_log("recv");
+    errors = count_text(log, "floodmark");
+    refusals = count_text(log, "does not hold this receiver's secret");
+    cr_log_info("%d ERROR lines and %d refusals logged for %d and %d in %lld ms; %zu bytes",
+                errors, refusals, FLOOD_ERRORS, FLOOD_PROOFS, w_now_ms() - start, strlen(log));
+    cr_assert_geq(errors, 1, "no ERROR text was logged at all:\n%s", log);
+    cr_assert_leq(errors, budget, "%d strangers' ERROR lines logged, want at most %lld", errors,
+                  budget);
+    cr_assert_geq(refusals, 1, "no refused proof was logged at all:\n%s", log);
+    cr_assert_leq(refusals, budget, "%d refused proofs logged, want at most %lld", refusals,
+                  budget);
+    cr_assert(strstr(log, "[cut from 1024 bytes]") != NULL, "no cut marker:\n%s", log);
+    cr_assert_leq(longest_line_with(log, "floodmark"), STRANGER_TEXT + 160,
+                  "an ERROR line of %zu bytes", longest_line_with(log, "floodmark"));
+
+    /* The next line let through says how many were held back. */
+    deadline = w_now_ms() + HARNESS_MS(10000);
+    do
+        stranger_error(s.port, text);
+    while (harness_wait_file_text(path, "more like it, not shown", s.pid, HARNESS_POLL_MS) != 0 &&
+           w_now_ms() < deadline);
+    log = harness_log("recv");
+    cr_assert_geq(count_lines_with(log, "floodmark", "more like it, not shown"), 1,
+                  "no ERROR line counted the lines held back:\n%s", log);
+
+    rc = send_to(&s, src, NULL, NULL, "send");
+    cr_assert_eq(rc, 0, "a sender after the flood: exit %d; stderr:\n%s\n%s", rc,
+                 harness_log("send"), harness_report(s.pid, "recv"));
+    check_site(&s, "after.bin\n");
+}
