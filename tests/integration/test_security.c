@@ -1380,7 +1380,9 @@ Test(security, a_table_full_of_locked_out_addresses_does_not_keep_a_new_address_
     cr_assert_eq(harness_cmp_files(src, harness_strf("%s/full.bin", s.dir)), 0);
 
     w_attach(&c, connect_from(attack + 1, s.port), HARNESS_SECRET, 0, "recv");
-    rc = w_recv(&c, &f, REPLY_MS);
+    do
+        rc = w_recv(&c, &f, REPLY_MS);
+    while (rc == 1 && f.type == W_PING);
     text = rc == 1 && f.type == W_ERROR
                ? harness_strf("%.*s", (int)w_get_u16(f.payload + 2), (const char *)f.payload + 4)
                : "";
@@ -1388,8 +1390,11 @@ Test(security, a_table_full_of_locked_out_addresses_does_not_keep_a_new_address_
         strstr(text, "retry in") != NULL)
         cr_log_info("after the sender, 127.1.0.2 is still locked out: \"%s\"", text);
     else
-        cr_log_warn("127.1.0.2's lock-out (1 s) ended before the sender was done, so this run did "
-                    "not show the sender coming in past a full table (w_recv %d, %s \"%s\")",
+        /* Not a failure (the sender got in all the same), but not the case under test: a
+         * slow run, under valgrind say, takes longer than the 1 s lock-outs. */
+        cr_log_info("note: 127.1.0.2's lock-out (1 s) ended before the sender was done, so this "
+                    "run did not show the sender coming in past a full table (w_recv %d, %s "
+                    "\"%s\")",
                     rc, rc == 1 ? w_describe(&f) : "-", text);
     w_close(&c);
     check_site(&s, "full.bin\n");
