@@ -1551,8 +1551,8 @@ Test(security, strangers_cannot_flood_the_log_with_error_texts_or_wrong_proofs)
     log = harness_log("recv");
     errors = count_text(log, "floodmark");
     refusals = count_text(log, "does not hold this receiver's secret");
-    cr_log_info("%d ERROR lines and %d refusals logged for %d and %d in %lld ms; %zu bytes",
-                errors, refusals, FLOOD_ERRORS, FLOOD_PROOFS, w_now_ms() - start, strlen(log));
+    cr_log_info("%d ERROR lines and %d refusals logged for %d and %d in %lld ms; %zu bytes", errors,
+                refusals, FLOOD_ERRORS, FLOOD_PROOFS, w_now_ms() - start, strlen(log));
     cr_assert_geq(errors, 1, "no ERROR text was logged at all:\n%s", log);
     cr_assert_leq(errors, budget, "%d strangers' ERROR lines logged, want at most %lld", errors,
                   budget);

@@ -669,8 +669,7 @@ Test(guard, a_table_full_of_lockouts_still_admits_a_fresh_address)
 
     lock_many(g, 0, GUARD_TABLE, T0);
     cr_assert_eq(entries_used(g), GUARD_TABLE);
-    cr_assert_eq(admit(g, &fresh, now, &why, NULL), 0, "a fresh address was turned away: %s",
-                 why);
+    cr_assert_eq(admit(g, &fresh, now, &why, NULL), 0, "a fresh address was turned away: %s", why);
     guard_auth_succeeded(g, &fresh);
     cr_assert_eq(g->pending, 0);
     cr_assert_eq(admit(g, &fresh, now, NULL, NULL), 0, "turned away once authenticated");
