@@ -4,6 +4,9 @@
 
 #include "xfer/guard.h"
 
+_Static_assert(GUARD_MAX_PENDING < GUARD_TABLE,
+               "take() needs an entry with no pending connection whatever is pending");
+
 int guard_addr_from(struct guard_addr *a, const void *sa)
 {
     const struct sockaddr *s = sa;
@@ -35,25 +38,44 @@ static struct guard_entry *find(const struct guard *g, const struct guard_addr *
     return NULL;
 }
 
-/* An entry for a: a free one, else the stalest that holds no connection and
- * no lock-out. NULL if every entry is busy, which the global cap makes rare. */
+/* Failures from e that still count at now: none once the window has passed. */
+static unsigned live_failures(const struct guard_entry *e, uint64_t now)
+{
+    return now - e->last_failure_ms > GUARD_FAIL_WINDOW_MS ? 0 : e->failures;
+}
+
+/* An entry for a: a free one, else one whose loss costs least. An entry
+ * holding a pending connection is never taken, so its count stays true;
+ * GUARD_MAX_PENDING < GUARD_TABLE leaves one free of those whatever happens.
+ * Of the others the one with the fewest failures still counted goes first,
+ * then the stalest: addresses that never failed or were forgiven, then those
+ * short of a lock-out, then the shortest lock-outs. So a fresh address always
+ * gets in, and addresses flooding the table push out their own entries
+ * before an older, longer lock-out. */
 static struct guard_entry *take(struct guard *g, const struct guard_addr *a, uint64_t now)
 {
     struct guard_entry *best = NULL;
+    unsigned best_failures = 0;
 
     for (int i = 0; i < GUARD_TABLE; i++) {
         struct guard_entry *e = &g->entries[i];
+        unsigned failures;
 
         if (!e->used) {
             best = e;
             break;
         }
-        if (e->pending == 0 && e->locked_until_ms <= now &&
-            (best == NULL || e->last_failure_ms < best->last_failure_ms))
+        if (e->pending > 0)
+            continue;
+        failures = live_failures(e, now);
+        if (best == NULL || failures < best_failures ||
+            (failures == best_failures && e->last_failure_ms < best->last_failure_ms)) {
             best = e;
+            best_failures = failures;
+        }
     }
     if (best == NULL)
-        return NULL;
+        return NULL; /* cannot happen: see above */
     memset(best, 0, sizeof(*best));
     best->used = 1;
     best->addr = *a;
@@ -82,7 +104,7 @@ int guard_admit(struct guard *g, const struct guard_addr *a, uint64_t now, const
     }
     if (e == NULL)
         e = take(g, a, now);
-    if (e == NULL) {
+    if (e == NULL) { /* not with fewer than GUARD_MAX_PENDING pending, checked above */
         *why = "too many addresses in their handshake";
         return -1;
     }
@@ -122,9 +144,7 @@ void guard_auth_failed(struct guard *g, const struct guard_addr *a, uint64_t now
         e = take(g, a, now);
     if (e == NULL)
         return;
-    if (now - e->last_failure_ms > GUARD_FAIL_WINDOW_MS)
-        e->failures = 0;
-    e->failures++;
+    e->failures = live_failures(e, now) + 1;
     e->last_failure_ms = now;
     if (e->failures > GUARD_FREE_FAILURES) {
         unsigned shift = e->failures - GUARD_FREE_FAILURES - 1;

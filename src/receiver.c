@@ -131,7 +131,11 @@ struct receiver {
     const struct cli_opts *opts;
     const struct auth_psk *psk;
     struct guard guard;
-    uint64_t last_guard_report;
+    /* What strangers can make us log: lines turned away or dropped by the
+     * guard, failed proofs, and their ERROR texts each have a budget. */
+    struct report_budget guard_lines;
+    struct report_budget refused_lines;
+    struct report_budget stranger_errors;
     uint64_t last_accept_report;
     const char *generated_secret; /* to print with the sender's command */
     uv_tcp_t listeners[2]; /* IPv4 and IPv6, or the one --bind names */
@@ -1441,7 +1445,9 @@ static int on_auth(struct conn *c, const struct proto_frame *fr)
     struct proto_frame mine = {.type = PROTO_AUTH};
     uint64_t now = uv_now(rx->loop);
     uint64_t retry_ms = 0;
+    uint64_t held = 0;
     char text[160];
+    char note[REPORT_BUDGET_NOTE];
     int rc = 0;
 
     if (guard_locked(&rx->guard, &c->addr, now, &retry_ms)) {
@@ -1449,11 +1455,15 @@ static int on_auth(struct conn *c, const struct proto_frame *fr)
         snprintf(text, sizeof(text),
                  "too many failed proofs of the secret from this address; retry in %llu s",
                  (unsigned long long)(retry_ms + 999) / 1000);
-        report_info("turned away %s: %s", c->peer, text);
+        if (report_budget_take(&rx->guard_lines, now, &held))
+            report_info("turned away %s: %s%s", c->peer, text,
+                        report_budget_note(held, note, sizeof(note)));
         link_fail(&c->link, XFER_EPROTO, PROTO_BUSY, text);
     } else if (!auth_tag_equal(c->keys.client_tag, fr->u.auth.tag)) {
         guard_auth_failed(&rx->guard, &c->addr, now);
-        report_info("refused %s: it does not hold this receiver's secret", c->peer);
+        if (report_budget_take(&rx->refused_lines, now, &held))
+            report_info("refused %s: it does not hold this receiver's secret%s", c->peer,
+                        report_budget_note(held, note, sizeof(note)));
         link_fail(&c->link, XFER_EPROTO, PROTO_AUTH_FAILED,
                   "authentication failed: the sender does not hold this receiver's secret");
     } else {
@@ -1583,6 +1593,39 @@ static int on_end(struct conn *c, const struct proto_frame *fr)
     return 0;
 }
 
+/* How much of a stranger's ERROR text is logged: any message of ours fits. */
+#define RECEIVER_STRANGER_TEXT 200
+
+/* Logs a sender's ERROR text. Until the first sealed record it is not
+ * authenticated (before the proof, or in the clear just after it), so it may
+ * be a stranger's, who could open connection after connection to fill the
+ * log: those get a budget of lines, each cut to RECEIVER_STRANGER_TEXT
+ * characters. A sealed ERROR is shown whole (PROTO_MAX_TEXT bounds it). */
+static void log_peer_error(struct conn *c, const char *text)
+{
+    char full[PROTO_MAX_TEXT * 4];
+    char cut[RECEIVER_STRANGER_TEXT + 1];
+    char note[REPORT_BUDGET_NOTE];
+    uint64_t held = 0;
+    size_t len;
+
+    if (c->link.rx_opened_one) {
+        report_info("sender %s: %s", c->peer, report_escape(text, full, sizeof(full)));
+        return;
+    }
+    if (!report_budget_take(&c->rx->stranger_errors, uv_now(c->rx->loop), &held))
+        return;
+    len = strlen(report_escape(text, full, sizeof(full)));
+    if (len <= RECEIVER_STRANGER_TEXT) {
+        report_info("sender %s, not authenticated: %s%s", c->peer, full,
+                    report_budget_note(held, note, sizeof(note)));
+        return;
+    }
+    report_info("sender %s, not authenticated: %s [cut from %zu bytes]%s", c->peer,
+                report_escape(text, cut, sizeof(cut)), strlen(text),
+                report_budget_note(held, note, sizeof(note)));
+}
+
 static int conn_on_frame(struct link *l, const struct proto_frame *fr, uint8_t *buf)
 {
     struct conn *c = l->data;
@@ -1590,9 +1633,7 @@ static int conn_on_frame(struct link *l, const struct proto_frame *fr, uint8_t *
     if (fr->type == PROTO_PING)
         return 0;
     if (fr->type == PROTO_ERROR) {
-        char text[PROTO_MAX_TEXT * 4];
-
-        report_info("sender %s: %s", c->peer, report_escape(fr->u.error.text, text, sizeof(text)));
+        log_peer_error(c, fr->u.error.text);
         link_close(l, 0);
         return 0;
     }
@@ -1751,6 +1792,8 @@ static int evict_pending(struct receiver *rx, const struct conn *newcomer,
                          const struct guard_addr *from)
 {
     struct conn *victim = NULL;
+    char note[REPORT_BUDGET_NOTE];
+    uint64_t held = 0;
 
     for (struct conn *c = rx->conns; c != NULL; c = c->next) {
         int silent;
@@ -1768,12 +1811,11 @@ static int evict_pending(struct receiver *rx, const struct conn *newcomer,
     }
     if (victim == NULL)
         return 0;
-    /* Shares the turned-away lines' budget: one a second at most. */
-    if (uv_now(rx->loop) - rx->last_guard_report >= 1000) {
-        rx->last_guard_report = uv_now(rx->loop);
-        report_info("dropped %s, %s in its handshake, to make room for %s", victim->peer,
-                    victim->link.rx_bytes == 0 ? "silent" : "the oldest", newcomer->peer);
-    }
+    /* Shares the turned-away lines' budget. */
+    if (report_budget_take(&rx->guard_lines, uv_now(rx->loop), &held))
+        report_info("dropped %s, %s in its handshake, to make room for %s%s", victim->peer,
+                    victim->link.rx_bytes == 0 ? "silent" : "the oldest", newcomer->peer,
+                    report_budget_note(held, note, sizeof(note)));
     /* It stops counting now, not when its close completes. */
     guard_release(&rx->guard, &victim->addr);
     victim->guarded = 0;
@@ -1791,7 +1833,9 @@ static void admit(struct receiver *rx, struct conn *c)
     const char *why = NULL;
     uint64_t retry_ms = 0;
     uint64_t now = uv_now(rx->loop);
+    uint64_t held = 0;
     char text[160];
+    char note[REPORT_BUDGET_NOTE];
 
     if (uv_tcp_getpeername(&c->link.tcp, (struct sockaddr *)&ss, &len) < 0 ||
         guard_addr_from(&c->addr, &ss) < 0) {
@@ -1812,11 +1856,10 @@ static void admit(struct receiver *rx, struct conn *c)
         c->guarded = 1;
         return;
     }
-    /* One line a second at most: a flood must not flood the log too. */
-    if (now - rx->last_guard_report >= 1000) {
-        rx->last_guard_report = now;
-        report_info("turned away %s: %s", c->peer, why);
-    }
+    /* A flood must not flood the log too. */
+    if (report_budget_take(&rx->guard_lines, now, &held))
+        report_info("turned away %s: %s%s", c->peer, why,
+                    report_budget_note(held, note, sizeof(note)));
     if (retry_ms > 0)
         snprintf(text, sizeof(text), "%s; retry in %llu s", why,
                  (unsigned long long)(retry_ms + 999) / 1000);

@@ -74,3 +74,32 @@ const char *report_escaped(const char *s)
     i = (i + 1) % 4;
     return report_escape(s, buf[i], sizeof(buf[i]));
 }
+
+int report_budget_take(struct report_budget *b, uint64_t now, uint64_t *held)
+{
+    *held = 0;
+    while (b->spent > 0 && now >= b->refill_ms) {
+        b->spent--;
+        b->refill_ms += REPORT_BUDGET_MS;
+    }
+    if (b->spent >= REPORT_BUDGET_BURST) {
+        b->held++;
+        return 0;
+    }
+    if (b->spent == 0)
+        b->refill_ms = now + REPORT_BUDGET_MS;
+    b->spent++;
+    *held = b->held;
+    b->held = 0;
+    return 1;
+}
+
+const char *report_budget_note(uint64_t held, char *out, size_t cap)
+{
+    if (cap == 0)
+        return out;
+    out[0] = '\0';
+    if (held > 0)
+        snprintf(out, cap, " (and %llu more like it, not shown)", (unsigned long long)held);
+    return out;
+}

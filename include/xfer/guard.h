@@ -4,6 +4,10 @@
  * a while, twice as long each time. A connection counts as pending from
  * guard_admit() until guard_release(). Pure bookkeeping: no I/O; time comes
  * from the caller. The table is fixed-size: it never grows with a flood.
+ * When it is full, a new address takes the place of the entry that holds no
+ * pending connection and the fewest failures still counted (the stalest of
+ * those): the table's fullness never turns an address away, and more than
+ * GUARD_TABLE failing addresses can only push out the lightest lock-outs.
  * At a cap the caller may make room by dropping an older pending connection
  * (guard_full() says which cap) rather than turn the new one away. */
 #ifndef XFER_GUARD_H

@@ -71,6 +71,11 @@ static void start_rx(struct rx *r, int overwrite)
     const char *asan = getenv("ASAN_OPTIONS");
 
     r->dir = harness_pathf("dst");
+    /* The forget job looks for leftovers only where a state directory exists, and a job that
+     * lands late must not remove it under the next case: a file of no transfer keeps it. */
+    cr_assert_eq(harness_mkdirs(harness_strf("%s/.xfer", r->dir)), 0);
+    cr_assert_eq(chmod(harness_strf("%s/.xfer", r->dir), 0700), 0);
+    cr_assert_eq(harness_write_file(harness_strf("%s/.xfer/keep", r->dir), "", 0), 0);
     r->hold = harness_pathf("hold");
     r->holding = harness_pathf("holding");
     /* --overwrite: a different FILE_HASH then opens the file, a path the default never takes.
@@ -280,8 +285,6 @@ static void drive(struct w_conn *c, const struct rx *r, enum rx_state st, const 
         cr_assert_eq(harness_write_file(harness_strf("%s/%s", r->dir, s->name), s->bytes,
                                         CASE_SIZE),
                      0);
-        /* The forget job only looks for leftovers where a state directory exists. */
-        (void)mkdir(harness_strf("%s/.xfer", r->dir), 0700);
         step = enc_offer(s->name);
         send_one(c, &step);
         w_expect_type(c, &f, W_NEED_HASH);
@@ -475,7 +478,6 @@ static void double_file_hash(int with_overwrite, int then_offer)
     start_rx(&r, with_overwrite);
     subject_init(&s, ST_HASH_MATCHED, W_FILE_HASH);
     cr_assert_eq(harness_write_file(harness_strf("%s/%s", r.dir, s.name), s.bytes, CASE_SIZE), 0);
-    cr_assert_eq(mkdir(harness_strf("%s/.xfer", r.dir), 0700), 0);
     w_connect(&c, r.port, HARNESS_SECRET, 0, "recv");
     w_handshake(&c);
     offer = enc_offer(s.name);

@@ -615,3 +615,167 @@ Test(guard, recent_failures_survive_a_flood)
     cr_assert_eq(admit(g, &a, T0 + 2, NULL, NULL), -1, "the failures were washed out");
     free(g);
 }
+
+/* ---- a table full of lock-outs ---- */
+
+/* Connections counted as pending for a's entry; 0 if it has none. */
+static unsigned pending_of(const struct guard *g, const struct guard_addr *a)
+{
+    for (int i = 0; i < GUARD_TABLE; i++) {
+        if (g->entries[i].used && memcmp(&g->entries[i].addr, a, sizeof(*a)) == 0)
+            return g->entries[i].pending;
+    }
+    return 0;
+}
+
+/* The IPv6 address whose first 64 bits are prefix and last 64 are host. */
+static struct guard_addr in_64(uint64_t prefix, uint64_t host)
+{
+    struct sockaddr_in6 sin6;
+    struct guard_addr a;
+
+    memset(&sin6, 0, sizeof(sin6));
+    sin6.sin6_family = AF_INET6;
+    for (int i = 0; i < 8; i++) {
+        sin6.sin6_addr.s6_addr[i] = (uint8_t)(prefix >> (56 - 8 * i));
+        sin6.sin6_addr.s6_addr[8 + i] = (uint8_t)(host >> (56 - 8 * i));
+    }
+    cr_assert_eq(guard_addr_from(&a, &sin6), 0);
+    return a;
+}
+
+/* Locks out each of n addresses nth(base + i), in order, one millisecond apart from start:
+ * GUARD_FREE_FAILURES + 1 failures each (a guesser with many addresses). */
+static void lock_many(struct guard *g, uint32_t base, uint32_t n, uint64_t start)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        struct guard_addr a = nth(base + i);
+
+        for (int k = 0; k <= GUARD_FREE_FAILURES; k++)
+            fail_once(g, &a, start + i);
+        cr_assert_eq(guard_locked(g, &a, start + i, &(uint64_t){0}), 1, "address %u", i);
+    }
+}
+
+Test(guard, a_table_full_of_lockouts_still_admits_a_fresh_address)
+{
+    /* Checks GUARD_TABLE addresses all locked out at once: a fresh address is admitted,
+     * authenticates and is admitted again; the one lock-out it displaced is the stalest, and
+     * every other still holds with its full time left. */
+    struct guard *g = guard_new();
+    struct guard_addr fresh = v4("198.51.100.1", 1);
+    uint64_t now = T0 + GUARD_TABLE;
+    const char *why = NULL;
+
+    lock_many(g, 0, GUARD_TABLE, T0);
+    cr_assert_eq(entries_used(g), GUARD_TABLE);
+    cr_assert_eq(admit(g, &fresh, now, &why, NULL), 0, "a fresh address was turned away: %s", why);
+    guard_auth_succeeded(g, &fresh);
+    cr_assert_eq(g->pending, 0);
+    cr_assert_eq(admit(g, &fresh, now, NULL, NULL), 0, "turned away once authenticated");
+    guard_release(g, &fresh);
+    for (uint32_t i = 1; i < GUARD_TABLE; i++) {
+        struct guard_addr a = nth(i);
+        uint64_t retry = 0;
+
+        cr_assert_eq(admit(g, &a, now, NULL, &retry), -1, "the lock on address %u is gone", i);
+        cr_assert_eq(retry, T0 + i + 1000 - now, "address %u", i);
+    }
+    {
+        struct guard_addr first = nth(0);
+
+        cr_assert_eq(guard_locked(g, &first, now, &(uint64_t){0}), 0,
+                     "the stalest lock-out was not the one displaced");
+    }
+    free(g);
+}
+
+Test(guard, a_fresh_address_gets_in_when_every_entry_is_locked_or_pending)
+{
+    /* Checks a table of GUARD_MAX_PENDING - 1 addresses with a connection pending and the rest
+     * locked out: a fresh address is admitted, and no pending count was lost to make room. */
+    struct guard *g = guard_new();
+    struct guard_addr fresh = v4("198.51.100.1", 1);
+    uint64_t now = T0 + GUARD_TABLE;
+
+    lock_many(g, 0, GUARD_TABLE - (GUARD_MAX_PENDING - 1), T0);
+    for (uint32_t i = 0; i < GUARD_MAX_PENDING - 1; i++) {
+        struct guard_addr a = nth(10000 + i);
+
+        cr_assert_eq(admit(g, &a, now, NULL, NULL), 0);
+    }
+    cr_assert_eq(entries_used(g), GUARD_TABLE);
+    cr_assert_eq(admit(g, &fresh, now, NULL, NULL), 0, "a fresh address was turned away");
+    for (uint32_t i = 0; i < GUARD_MAX_PENDING - 1; i++) {
+        struct guard_addr a = nth(10000 + i);
+
+        cr_assert_eq(pending_of(g, &a), 1, "address %u lost its pending connection", i);
+    }
+    cr_assert_eq(pending_of(g, &fresh), 1);
+    free(g);
+}
+
+Test(guard, a_flood_of_failing_addresses_keeps_a_full_table_of_lockouts)
+{
+    /* Checks GUARD_TABLE locked addresses, then 10,000 more that fail once each: every one of
+     * the flood is admitted (the table's fullness turns no one away), and the flood displaces
+     * only its own lighter entries and the one stalest lock-out the first of it took. */
+    struct guard *g = guard_new();
+    uint64_t now = T0 + GUARD_TABLE;
+
+    lock_many(g, 0, GUARD_TABLE, T0);
+    flood(g, now, 1);
+    for (uint32_t i = 1; i < GUARD_TABLE; i++) {
+        struct guard_addr a = nth(i);
+
+        cr_assert_eq(guard_locked(g, &a, now, &(uint64_t){0}), 1, "the lock on %u was lost", i);
+    }
+    free(g);
+}
+
+Test(guard, more_lockouts_than_the_table_push_out_the_lightest_first)
+{
+    /* Checks an address locked out 4 times (8 s), then GUARD_TABLE + 100 addresses locked once
+     * after it: the heavy lock-out, though the stalest, outlives the flood. */
+    struct guard *g = guard_new();
+    struct guard_addr heavy = v4("203.0.113.9", 1);
+    uint64_t now = T0;
+    uint64_t retry = 0;
+
+    for (int i = 0; i < GUARD_FREE_FAILURES; i++)
+        fail_once(g, &heavy, now);
+    for (int i = 0; i < 4; i++) {
+        fail_once(g, &heavy, now);
+        cr_assert_eq(guard_locked(g, &heavy, now, &retry), 1);
+        now += i < 3 ? retry : 0;
+    }
+    cr_assert_eq(retry, 8000);
+    lock_many(g, 0, GUARD_TABLE + 100, now);
+    cr_assert_eq(guard_locked(g, &heavy, now + GUARD_TABLE + 100, &retry), 1,
+                 "the heavy lock-out was pushed out");
+    free(g);
+}
+
+Test(guard, a_host_minting_addresses_in_its_64_takes_one_entry)
+{
+    /* Checks 1,000 addresses of one IPv6 /64, each connecting and failing once: one entry in the
+     * table, locked out from the third failure, and a neighbouring /64 still admitted. */
+    struct guard *g = guard_new();
+    struct guard_addr other = v6("2001:db8:1:3::1");
+    int admitted = 0;
+
+    for (int i = 0; i < 1000; i++) {
+        struct guard_addr a = in_64(0x20010db800010002ull, (uint64_t)i * 0x9e3779b97f4a7c15ull);
+
+        if (admit(g, &a, T0, NULL, NULL) == 0) {
+            admitted++;
+            guard_auth_failed(g, &a, T0);
+            guard_release(g, &a);
+        }
+    }
+    cr_assert_eq(entries_used(g), 1, "the /64 took %u entries", entries_used(g));
+    cr_assert_eq(admitted, GUARD_FREE_FAILURES + 1, "%d addresses of the /64 were admitted",
+                 admitted);
+    cr_assert_eq(admit(g, &other, T0, NULL, NULL), 0);
+    free(g);
+}
