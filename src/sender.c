@@ -43,6 +43,10 @@
  * it where the receiver's confirmations left off: the first pass, a resend
  * after a failed verification and one after a damaged partial fit. */
 #define RESEND_FACTOR 3
+/* Connections that end after our proof and before the receiver's: the
+ * first is retried (a drop at that very moment is possible), this many in a
+ * row mean that what answers cannot prove it holds the secret. */
+#define MAX_PROOFLESS_ENDS 2
 
 enum send_state {
     S_CONNECTING, /* resolving or connecting */
@@ -127,6 +131,7 @@ struct sender {
     int rewinds;
     int damaged;
     int hash_asked;
+    int proofless_ends; /* in a row: see MAX_PROOFLESS_ENDS */
     int read_busy;
     struct txbuf *free_bufs;
     int bufs_made;
@@ -870,6 +875,7 @@ static int on_receiver_auth(struct sender *s, struct sconn *sc, const struct pro
         return rc;
     s->ever_connected = 1;
     s->reported_waiting = 0;
+    s->proofless_ends = 0;
     offer_next(s);
     return 0;
 }
@@ -998,6 +1004,33 @@ static int on_frame(struct link *l, const struct proto_frame *fr, uint8_t *data_
 
 /* ---- connection lifecycle ------------------------------------------------- */
 
+/* The connection ended after our proof and before the receiver's: closed,
+ * reset or silent, as an impostor that has our proof and cannot answer it
+ * ends it (a real receiver says ERROR first). The first time may be a drop
+ * at that very moment and is retried; the second in a row is an
+ * authentication failure. Returns 1 if the run ends. */
+static int ended_without_proof(struct sender *s, int err)
+{
+    const char *how = err == XFER_ETIMEDOUT ? "went silent" : "closed the connection";
+
+    if (err != UV_EOF && err != UV_ECONNRESET && err != UV_EPIPE && err != XFER_ETIMEDOUT)
+        return 0; /* ours, or a frame it sent: not this */
+    if (++s->proofless_ends < MAX_PROOFLESS_ENDS) {
+        snprintf(s->why, sizeof(s->why),
+                 "the receiver %s right after this sender's proof, without proving it knows "
+                 "the secret",
+                 how);
+        return 0;
+    }
+    clear_progress(s);
+    report_error("the receiver at %s port %s %s right after this sender's proof on %d "
+                 "connections in a row, instead of proving it knows the secret: something other "
+                 "than your xfer recv is answering there; nothing was sent",
+                 s->o->host, s->port_str, how, s->proofless_ends);
+    finish(s, XFER_EXIT_AUTH);
+    return 1;
+}
+
 static void on_link_close(struct link *l, int err)
 {
     struct sconn *sc = l->data;
@@ -1023,6 +1056,8 @@ static void on_link_close(struct link *l, int err)
         finish(s, XFER_EXIT_REFUSED);
         return;
     }
+    if (was == S_AUTH_SENT && ended_without_proof(s, err))
+        return;
     if (s->why[0] == '\0')
         snprintf(s->why, sizeof(s->why), "%s", err == UV_EOF ? "receiver closed the connection"
                                                              : xfer_strerror(err));

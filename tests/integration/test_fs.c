@@ -929,8 +929,9 @@ static int hx_next(struct hx_conn *c, struct hx_frame *f, long long deadline)
     }
 }
 
-/* The receiver's side of the handshake. Returns 0, or <0 with *why set. */
-static int hx_handshake(struct hx_conn *c, long long deadline, const char **why)
+/* The receiver's side of the handshake; without prove, it stops once the sender's proof has
+ * checked out, before sending its own. Returns 0, or <0 with *why set. */
+static int hx_handshake(struct hx_conn *c, int prove, long long deadline, const char **why)
 {
     uint8_t welcome[HX_WELCOME_LEN];
     uint8_t sk[crypto_kx_SECRETKEYBYTES];
@@ -990,6 +991,8 @@ static int hx_handshake(struct hx_conn *c, long long deadline, const char **why)
         *why = "the sender's proof does not match this test's key schedule (is it out of date?)";
         return -EBADMSG;
     }
+    if (!prove)
+        return 0;
     r = hx_send(c, HX_T_AUTH, k.server_tag, HX_KEY);
     if (r < 0) {
         *why = "cannot send AUTH";
@@ -1009,7 +1012,8 @@ enum hx_act {
     HX_REWIND_LOOP,
     HX_HASH_LOOP,  /* NEED_HASH, and NEED_HASH again for every FILE_HASH */
     HX_ACK_THEN,   /* ACCEPT(1, 0); ACK every DATA, then send an empty frame of type code */
-    HX_ACK_ALMOST  /* ACCEPT(1, 0); ACK every DATA but the last chunk, close at END */
+    HX_ACK_ALMOST, /* ACCEPT(1, 0); ACK every DATA but the last chunk, close at END */
+    HX_NO_PROOF    /* check the sender's proof, then close without sending ours */
 };
 
 struct hx_plan {
@@ -1177,10 +1181,14 @@ static void hx_session(int fd, const struct hx_plan *plan, struct hx_seen *seen)
         seen->runaway = 1;
         goto out;
     }
-    r = hx_handshake(&c, deadline, &why);
+    r = hx_handshake(&c, plan->act != HX_NO_PROOF, deadline, &why);
     if (r < 0) {
         hx_problem(seen, why, r);
         goto out;
+    }
+    if (plan->act == HX_NO_PROOF) {
+        seen->hostile++;
+        goto out; /* the sender's proof in hand, and nothing in return */
     }
     seen->handshakes++;
     r = hx_next(&c, &f, deadline);
@@ -1556,6 +1564,29 @@ Test(fs, confirming_the_same_data_on_every_connection_is_not_progress_for_retry_
     cr_assert_eq(rc, 3, "sender exit %d, want 3 (gave up after --retry-for); stderr:\n%s", rc, log);
     cr_assert(strstr(log, "gave up") != NULL, "no line saying it gave up; stderr:\n%s", log);
     cr_assert_geq(seen.connections, 2, "the sender did not reconnect at all");
+}
+
+Test(fs, receiver_that_closes_after_the_senders_proof_twice_gets_exit_7)
+{
+    /* Checks a receiver that takes the sender's proof (AUTH) and closes the connection instead
+     * of proving it holds the secret itself: the first time the sender retries, as after a
+     * drop at that very moment; the second, on its second connection, it stops with exit 7 and
+     * one error line, having offered nothing, instead of handing over proofs for --retry-for. */
+    char *src = harness_must_src("src/busy.bin", 1000, 75);
+    struct hx_plan plan = {HX_NO_PROOF, 0, 0, NULL, 0, 0, 0};
+    struct hx_seen seen;
+    char *log;
+    int rc;
+
+    rc = hx_run(&plan, src, "5", &seen);
+    log = harness_log("send");
+    cr_assert_eq(rc, 7, "sender exit %d after %d connections, want 7; stderr:\n%s", rc,
+                 seen.connections, log);
+    cr_assert_eq(seen.connections, 2, "the sender made %d connections, want 2", seen.connections);
+    cr_assert_eq(seen.offers, 0);
+    cr_assert_eq(count_text(log, "xfer: error:"), 1, "want one error line; stderr:\n%s", log);
+    cr_assert(strstr(log, "closed the connection right after this sender's proof") != NULL,
+              "the error does not say what happened; stderr:\n%s", log);
 }
 
 /* ---- 5. text from the receiver ----------------------------------------------------------- */
