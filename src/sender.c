@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,20 @@
 #define BUSY_GRACE_MS 3000
 /* A source that keeps changing under us is given up after this many restarts. */
 #define MAX_SOURCE_RESTARTS 3
+/* Limits on what a receiver may ask of one file (xfer-protocol(7), STATES),
+ * so that one holding the secret cannot keep us reading and sending it for
+ * ever. A genuine receiver rewinds once for a damaged partial, once for a
+ * failed verification, and for a bad chunk only when memory is failing. */
+#define MAX_REWINDS_PER_ACCEPT 8
+/* DATA bytes of one file, all connections of a run together, may not pass
+ * this many times its size, plus a window for each connection that resumed
+ * it where the receiver's confirmations left off: the first pass, a resend
+ * after a failed verification and one after a damaged partial fit. */
+#define RESEND_FACTOR 3
+/* Connections that end after our proof and before the receiver's: the
+ * first is retried (a drop at that very moment is possible), this many in a
+ * row mean that what answers cannot prove it holds the secret. */
+#define MAX_PROOFLESS_ENDS 2
 
 enum send_state {
     S_CONNECTING, /* resolving or connecting */
@@ -70,6 +85,9 @@ struct sfile {
     uint64_t storage_acked;
     uint64_t started_ms;
     uint64_t start_offset;
+    uint64_t confirmed_max; /* highest offset the receiver confirmed: progress passes it */
+    uint64_t sent;          /* DATA bytes of this version of the file, this run */
+    int resumes;            /* ACCEPTs at or past confirmed_max: each may resend a window */
 };
 
 /* One DATA frame with room to seal it in place: record header, frame
@@ -107,6 +125,13 @@ struct sender {
     uint64_t next_send;
     uint64_t acked;
     int end_sent;
+    /* What the receiver said about the current file on this connection,
+     * held against the limits of xfer-protocol(7), STATES. */
+    uint64_t accept_offset;
+    int rewinds;
+    int damaged;
+    int hash_asked;
+    int proofless_ends; /* in a row: see MAX_PROOFLESS_ENDS */
     int read_busy;
     struct txbuf *free_bufs;
     int bufs_made;
@@ -134,6 +159,8 @@ static void pump(struct sender *s);
 static void offer_next(struct sender *s);
 static void schedule_retry(struct sender *s, const char *why);
 static void finish(struct sender *s, int code);
+static void peer_broke(struct sender *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static struct sfile *cur_file(struct sender *s)
 {
@@ -372,11 +399,31 @@ static void read_done(uv_work_t *req, int status)
     pump(s);
 }
 
+/* What the receiver may make us send of f in this run (see RESEND_FACTOR). */
+static uint64_t resend_budget(const struct sfile *f)
+{
+    uint64_t windows = (uint64_t)f->resumes * WINDOW_BYTES;
+
+    if (f->size > (UINT64_MAX - windows) / RESEND_FACTOR)
+        return UINT64_MAX;
+    return RESEND_FACTOR * f->size + windows;
+}
+
 static void start_read(struct sender *s, struct sfile *f)
 {
     struct read_job *rj;
-    struct txbuf *b = get_buf(s);
+    struct txbuf *b;
+    uint32_t len = (uint32_t)(f->size - s->next_send < PROTO_CHUNK_SIZE ? f->size - s->next_send
+                                                                        : PROTO_CHUNK_SIZE);
 
+    if (f->sent + len > resend_budget(f)) {
+        peer_broke(s,
+                   "it asked for %s again and again, until %" PRIu64
+                   " bytes of it were sent, the most for a file of %" PRIu64 " bytes",
+                   f->name, f->sent, f->size);
+        return;
+    }
+    b = get_buf(s);
     if (b == NULL)
         return; /* all buffers are queued on the socket: wait for one */
     rj = calloc(1, sizeof(*rj));
@@ -390,8 +437,7 @@ static void start_read(struct sender *s, struct sfile *f)
     rj->gen = s->gen;
     rj->epoch = s->epoch;
     rj->offset = s->next_send;
-    rj->len = (uint32_t)(f->size - s->next_send < PROTO_CHUNK_SIZE ? f->size - s->next_send
-                                                                     : PROTO_CHUNK_SIZE);
+    rj->len = len;
     rj->do_hash = f->inline_hash && !f->hash_busy && !f->digest_ready && rj->offset == f->hash_off;
     if (uv_queue_work(s->loop, &rj->req, read_work, read_done) < 0) {
         put_buf(s, b);
@@ -400,6 +446,7 @@ static void start_read(struct sender *s, struct sfile *f)
     }
     s->read_busy = 1;
     s->next_send += rj->len;
+    f->sent += rj->len; /* a read overtaken by a rewind counts too: at most a chunk */
 }
 
 /* ---- sending ---------------------------------------------------------------- */
@@ -475,6 +522,33 @@ static void on_data_sent(struct link *l, void *ctx, int status)
 
 /* ---- the per-file conversation ---------------------------------------------- */
 
+/* The receiver proved it holds the secret, and its frames are sealed, yet it
+ * broke the protocol or its limits: a bug or a hostile peer. Retrying is how
+ * such a peer would keep us sending for ever, so the run ends here. */
+static void peer_broke(struct sender *s, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)vsnprintf(what, sizeof(what), fmt, ap); /* a long name is cut, not overrun */
+    va_end(ap);
+    clear_progress(s);
+    report_error("the receiver at %s port %s broke the protocol: %s; stopped without retrying: "
+                 "check that a genuine xfer recv of the same version runs there, then run the "
+                 "same command again to resume",
+                 s->o->host, s->port_str, what);
+    if (s->conn != NULL)
+        link_fail(&s->conn->link, XFER_EPROTO, PROTO_PROTOCOL, "protocol error: the sender stops");
+    finish(s, XFER_EXIT_PEER);
+}
+
+/* Offsets of ACCEPT, ACK and REWIND: a chunk boundary or the file's end. */
+static int on_chunk_boundary(const struct sfile *f, uint64_t off)
+{
+    return off <= f->size && (off % PROTO_CHUNK_SIZE == 0 || off == f->size);
+}
+
 static void offer(struct sender *s, struct sfile *f)
 {
     struct proto_frame fr = {.type = PROTO_OFFER};
@@ -486,6 +560,7 @@ static void offer(struct sender *s, struct sfile *f)
     fr.u.offer.name_len = (uint16_t)strlen(f->name);
     memcpy(fr.u.offer.name, f->name, fr.u.offer.name_len + 1);
     send_frame(s, &fr);
+    s->hash_asked = 0;
     s->state = S_OFFERED;
 }
 
@@ -564,24 +639,69 @@ static int on_accept(struct sender *s, struct sfile *f, const struct proto_frame
 {
     uint64_t off = fr->u.accept.offset;
 
-    if (off > f->size || (off % PROTO_CHUNK_SIZE != 0 && off != f->size))
-        return XFER_EPROTO; /* never read past what we offered */
+    if (!on_chunk_boundary(f, off) || fr->u.accept.epoch != 1) {
+        /* Never read past what we offered. */
+        peer_broke(s, "ACCEPT of %s with epoch %" PRIu32 " at offset %" PRIu64 " (%s)", f->name,
+                   fr->u.accept.epoch, off,
+                   off > f->size                ? "past the end of the file"
+                   : !on_chunk_boundary(f, off) ? "not on a chunk boundary"
+                                                : "epoch not 1");
+        return 0;
+    }
+    /* A receiver that lost what it had confirmed (its state was deleted)
+     * may start lower, but that resend comes out of the budget. */
+    if (off >= f->confirmed_max)
+        f->resumes++;
     s->epoch = fr->u.accept.epoch;
     s->next_send = off;
     s->acked = off;
     s->end_sent = 0;
+    s->accept_offset = off;
+    s->rewinds = 0;
+    s->damaged = 0;
     s->state = S_STREAMING;
     announce(s, f, off);
     pump(s);
     return 0;
 }
 
-static int on_rewind(struct sender *s, struct sfile *f, const struct proto_frame *fr)
+/* Why a REWIND is not one a genuine receiver sends, or NULL. Only a damaged
+ * partial or a failed verification goes below what was confirmed. */
+static const char *rewind_fault(struct sender *s, struct sfile *f, const struct proto_frame *fr)
 {
     uint64_t off = fr->u.rewind.offset;
 
-    if (off > f->size || (off % PROTO_CHUNK_SIZE != 0 && off != f->size) || off > s->next_send)
-        return XFER_EPROTO;
+    if (!on_chunk_boundary(f, off))
+        return off > f->size ? "past the end of the file" : "not on a chunk boundary";
+    if (off > s->next_send)
+        return "past what was sent";
+    if (fr->u.rewind.epoch != s->epoch + 1)
+        return "with an epoch out of sequence";
+    if (++s->rewinds > MAX_REWINDS_PER_ACCEPT)
+        return "more than 8 times on one connection";
+    switch (fr->u.rewind.reason) {
+    case PROTO_REWIND_BAD_CHUNK:
+        return off < s->acked ? "for a bad chunk below what it had confirmed" : NULL;
+    case PROTO_REWIND_DAMAGED:
+        if (s->damaged++ > 0)
+            return "for a damaged partial a second time on one connection";
+        return off < s->accept_offset ? NULL : "for a damaged partial, not below where it resumed";
+    default: /* VERIFY: the decoder lets no other reason through */
+        if (s->state != S_ENDED)
+            return "for a failed verification before END";
+        return off == 0 ? NULL : "for a failed verification, not to offset 0";
+    }
+}
+
+static int on_rewind(struct sender *s, struct sfile *f, const struct proto_frame *fr)
+{
+    uint64_t off = fr->u.rewind.offset;
+    const char *fault = rewind_fault(s, f, fr);
+
+    if (fault != NULL) {
+        peer_broke(s, "REWIND of %s to offset %" PRIu64 " %s", f->name, off, fault);
+        return 0;
+    }
     s->epoch = fr->u.rewind.epoch;
     s->next_send = off;
     if (s->acked > off)
@@ -604,6 +724,7 @@ static int on_rewind(struct sender *s, struct sfile *f, const struct proto_frame
         }
         report_info("%s did not verify on the receiver; sending it again", report_escaped(f->name));
         f->start_offset = 0;
+        f->confirmed_max = 0; /* it threw everything away: confirming again is progress */
     }
     pump(s);
     return 0;
@@ -756,7 +877,98 @@ static int on_receiver_auth(struct sender *s, struct sconn *sc, const struct pro
         return rc;
     s->ever_connected = 1;
     s->reported_waiting = 0;
+    s->proofless_ends = 0;
     offer_next(s);
+    return 0;
+}
+
+/* An ACK raises what is confirmed; only confirming data for the first time
+ * is progress, which restarts the --retry-for clock: a receiver that
+ * confirms the same bytes again on every connection must not keep us
+ * retrying for ever. */
+static int on_ack(struct sender *s, struct sfile *f, const struct proto_frame *fr)
+{
+    uint64_t off = fr->u.ack.offset;
+
+    if (fr->u.ack.epoch != s->epoch)
+        return 0; /* confirms data of a superseded epoch */
+    if (off > s->next_send || !on_chunk_boundary(f, off)) {
+        peer_broke(s, "ACK of %s at offset %" PRIu64 " (%s)", f->name, off,
+                   off > s->next_send ? "past what was sent" : "not on a chunk boundary");
+        return 0;
+    }
+    if (off > s->acked)
+        s->acked = off;
+    if (off > f->confirmed_max) {
+        f->confirmed_max = off;
+        s->retry_since = 0;
+        s->attempt = 0;
+    }
+    pump(s);
+    return 0;
+}
+
+static const char *state_doing(enum send_state state)
+{
+    switch (state) {
+    case S_OFFERED:
+        return "offering";
+    case S_HASHING:
+        return "hashing";
+    case S_STREAMING:
+        return "sending";
+    case S_ENDED:
+        return "finishing";
+    default:
+        return "done with";
+    }
+}
+
+/* Frames after the handshake: sealed, so they come from a holder of the
+ * secret, and one unexpected in the state we are in (xfer-protocol(7),
+ * STATES) ends the run. */
+static int on_session_frame(struct sender *s, struct sfile *f, const struct proto_frame *fr)
+{
+    /* f is the file offered in every state but BYE, which expects nothing. */
+    switch (s->state) {
+    case S_OFFERED:
+    case S_HASHING:
+        if (fr->type == PROTO_ACCEPT)
+            return on_accept(s, f, fr);
+        if (fr->type == PROTO_COMPLETE) {
+            file_settled(s, f, "is already on the receiver, identical: nothing sent");
+            return 0;
+        }
+        if (fr->type == PROTO_REFUSE)
+            return on_refuse(s, f, fr);
+        if (fr->type == PROTO_NEED_HASH && !s->hash_asked) {
+            /* Once per OFFER: asking again would have us answer for ever. */
+            s->hash_asked = 1;
+            s->state = S_HASHING;
+            pump(s);
+            return 0;
+        }
+        break;
+    case S_STREAMING:
+    case S_ENDED:
+        if (fr->type == PROTO_ACK)
+            return on_ack(s, f, fr);
+        if (fr->type == PROTO_REWIND)
+            return on_rewind(s, f, fr);
+        if (fr->type == PROTO_COMMITTED && s->state == S_ENDED) {
+            file_settled(s, f, NULL);
+            return 0;
+        }
+        if (fr->type == PROTO_REFUSE && s->state == S_ENDED)
+            return on_refuse(s, f, fr); /* the name appeared before commit */
+        break;
+    default:
+        break;
+    }
+    peer_broke(s, "%s%s while %s %s",
+               fr->type == PROTO_NEED_HASH && s->hash_asked ? "a second " : "an unexpected ",
+               proto_type_name(fr->type), state_doing(s->state),
+               f != NULL ? f->name : "every file");
     return 0;
 }
 
@@ -764,7 +976,6 @@ static int on_frame(struct link *l, const struct proto_frame *fr, uint8_t *data_
 {
     struct sconn *sc = l->data;
     struct sender *s = sc->s;
-    struct sfile *f = cur_file(s);
 
     link_buf_release(data_buf); /* receivers send no DATA: a protocol error below */
     if (fr->type == PROTO_PING)
@@ -782,51 +993,45 @@ static int on_frame(struct link *l, const struct proto_frame *fr, uint8_t *data_
         return on_receiver_auth(s, sc, fr);
     case S_OFFERED:
     case S_HASHING:
-        if (fr->type == PROTO_ACCEPT)
-            return on_accept(s, f, fr);
-        if (fr->type == PROTO_COMPLETE) {
-            file_settled(s, f, "is already on the receiver, identical: nothing sent");
-            return 0;
-        }
-        if (fr->type == PROTO_REFUSE)
-            return on_refuse(s, f, fr);
-        if (fr->type == PROTO_NEED_HASH && s->state == S_OFFERED) {
-            s->state = S_HASHING;
-            pump(s);
-            return 0;
-        }
-        break;
     case S_STREAMING:
     case S_ENDED:
-        if (fr->type == PROTO_ACK) {
-            if (fr->u.ack.epoch != s->epoch)
-                return 0; /* confirms data of a superseded epoch */
-            if (fr->u.ack.offset > s->next_send)
-                return XFER_EPROTO;
-            if (fr->u.ack.offset > s->acked) {
-                s->acked = fr->u.ack.offset;
-                s->retry_since = 0;
-                s->attempt = 0;
-            }
-            pump(s);
-            return 0;
-        }
-        if (fr->type == PROTO_REWIND)
-            return on_rewind(s, f, fr);
-        if (fr->type == PROTO_COMMITTED && s->state == S_ENDED) {
-            file_settled(s, f, NULL);
-            return 0;
-        }
-        if (fr->type == PROTO_REFUSE)
-            return on_refuse(s, f, fr); /* e.g. the name appeared before commit */
-        break;
+    case S_BYE:
+        return on_session_frame(s, cur_file(s), fr);
     default:
         break;
     }
+    /* In the clear, so anyone's: a protocol error that costs this connection. */
     return XFER_EPROTO;
 }
 
 /* ---- connection lifecycle ------------------------------------------------- */
+
+/* The connection ended after our proof and before the receiver's: closed,
+ * reset or silent, as an impostor that has our proof and cannot answer it
+ * ends it (a real receiver says ERROR first). The first time may be a drop
+ * at that very moment and is retried; the second in a row is an
+ * authentication failure. Returns 1 if the run ends. */
+static int ended_without_proof(struct sender *s, int err)
+{
+    const char *how = err == XFER_ETIMEDOUT ? "went silent" : "closed the connection";
+
+    if (err != UV_EOF && err != UV_ECONNRESET && err != UV_EPIPE && err != XFER_ETIMEDOUT)
+        return 0; /* ours, or a frame it sent: not this */
+    if (++s->proofless_ends < MAX_PROOFLESS_ENDS) {
+        snprintf(s->why, sizeof(s->why),
+                 "the receiver %s right after this sender's proof, without proving it knows "
+                 "the secret",
+                 how);
+        return 0;
+    }
+    clear_progress(s);
+    report_error("the receiver at %s port %s %s right after this sender's proof on %d "
+                 "connections in a row, instead of proving it knows the secret: something other "
+                 "than your xfer recv is answering there; nothing was sent",
+                 s->o->host, s->port_str, how, s->proofless_ends);
+    finish(s, XFER_EXIT_AUTH);
+    return 1;
+}
 
 static void on_link_close(struct link *l, int err)
 {
@@ -853,6 +1058,8 @@ static void on_link_close(struct link *l, int err)
         finish(s, XFER_EXIT_REFUSED);
         return;
     }
+    if (was == S_AUTH_SENT && ended_without_proof(s, err))
+        return;
     if (s->why[0] == '\0')
         snprintf(s->why, sizeof(s->why), "%s", err == UV_EOF ? "receiver closed the connection"
                                                              : xfer_strerror(err));
@@ -1043,6 +1250,9 @@ static void source_changed(struct sender *s, struct sfile *f, const char *how)
         f->hash_off = 0;
         f->inline_hash = 1;
         f->digest_ready = 0;
+        f->confirmed_max = 0; /* a new version: the receiver starts it over */
+        f->sent = 0;
+        f->resumes = 0;
         if (f->size == 0)
             mark_digest(f);
     }

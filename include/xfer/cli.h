@@ -19,6 +19,7 @@ enum xfer_exit {
     XFER_EXIT_VERIFY = 5,
     XFER_EXIT_IO = 6,
     XFER_EXIT_AUTH = 7, /* the secrets differ, or an impostor answered */
+    XFER_EXIT_PEER = 8, /* the receiver broke the protocol, or its limits (xfer-protocol(7)) */
     XFER_EXIT_INTERRUPTED = 130
 };
 

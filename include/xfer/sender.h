@@ -2,7 +2,9 @@
  * receiver does too, then offers each FILE in turn on one connection, streams
  * chunks within a window of unconfirmed bytes, hashes the source as it goes,
  * and reconnects with backoff for up to --retry-for seconds, resuming from
- * the receiver's confirmed offset. Returns an XFER_EXIT_* code. */
+ * the receiver's confirmed offset. A receiver that breaks the protocol after
+ * the handshake, or the limits xfer-protocol(7) sets on what it may ask for,
+ * ends the run (XFER_EXIT_PEER). Returns an XFER_EXIT_* code. */
 #ifndef XFER_SENDER_H
 #define XFER_SENDER_H
 

@@ -2,7 +2,8 @@
  * redirect a write outside --dir; a .xfer made by someone else, or a partial edited together with
  * its journal, is not trusted; setuid, setgid and sticky bits never survive; a file that cannot
  * fit is refused without a trace; and what a hostile receiver (one that holds the secret) can make
- * a sender do: read past its file, or print raw escape sequences.
+ * a sender do: read past its file, print raw escape sequences, or keep it sending for ever (it
+ * cannot: the sender stops with exit 8).
  *
  * Every test keeps sentinel files outside --dir (harness_dir()/outside, next to --dir) with known
  * bytes, mode and mtime, and checks they are untouched afterwards, byte for byte, along with
@@ -830,6 +831,11 @@ Test(fs, file_larger_than_the_free_space_is_refused_and_leaves_nothing, .fini = 
 #define HX_SESSION_MS HARNESS_MS(20000)
 /* The sender keeps at most this much unconfirmed (xfer(1), RESUME). */
 #define HX_WINDOW (64ull * HX_CHUNK)
+/* Past these the hostile receiver gives up on a sender that keeps going (it would for ever): it
+ * closes, stops listening, and the test fails on the sender's exit status. */
+#define HX_RUNAWAY_BYTES (256ll * HX_CHUNK)
+#define HX_RUNAWAY_ROUNDS 10000
+#define HX_RUNAWAY_CONNECTIONS 30
 
 enum hx_type {
     HX_T_HELLO = 1,
@@ -837,7 +843,10 @@ enum hx_type {
     HX_T_OFFER = 3,
     HX_T_ACCEPT = 4,
     HX_T_REFUSE = 6,
+    HX_T_NEED_HASH = 7,
+    HX_T_FILE_HASH = 8,
     HX_T_DATA = 9,
+    HX_T_ACK = 10,
     HX_T_REWIND = 11,
     HX_T_END = 12,
     HX_T_PING = 14,
@@ -1003,8 +1012,9 @@ static int hx_next(struct hx_conn *c, struct hx_frame *f, long long deadline)
     }
 }
 
-/* The receiver's side of the handshake. Returns 0, or <0 with *why set. */
-static int hx_handshake(struct hx_conn *c, long long deadline, const char **why)
+/* The receiver's side of the handshake; without prove, it stops once the sender's proof has
+ * checked out, before sending its own. Returns 0, or <0 with *why set. */
+static int hx_handshake(struct hx_conn *c, int prove, long long deadline, const char **why)
 {
     uint8_t welcome[HX_WELCOME_LEN];
     uint8_t sk[crypto_kx_SECRETKEYBYTES];
@@ -1064,6 +1074,8 @@ static int hx_handshake(struct hx_conn *c, long long deadline, const char **why)
         *why = "the sender's proof does not match this test's key schedule (is it out of date?)";
         return -EBADMSG;
     }
+    if (!prove)
+        return 0;
     r = hx_send(c, HX_T_AUTH, k.server_tag, HX_KEY);
     if (r < 0) {
         *why = "cannot send AUTH";
@@ -1077,7 +1089,14 @@ enum hx_act {
     HX_ACCEPT_AT,        /* answer OFFER with ACCEPT(1, offset) */
     HX_REWIND_PAST_SENT, /* ACCEPT(1, 0), take the first window, REWIND(2, sent + offset) */
     HX_REFUSE,           /* REFUSE(code, text) */
-    HX_ERROR             /* ERROR(code, text), then close */
+    HX_ERROR,            /* ERROR(code, text), then close */
+    /* ACCEPT(1, offset); whenever the DATA of the epoch reaches upto (or the file's end), ACK it
+     * if ack, then REWIND(epoch + 1, rewind_to, reason code); for as long as the sender follows */
+    HX_REWIND_LOOP,
+    HX_HASH_LOOP,  /* NEED_HASH, and NEED_HASH again for every FILE_HASH */
+    HX_ACK_THEN,   /* ACCEPT(1, 0); ACK every DATA, then send an empty frame of type code */
+    HX_ACK_ALMOST, /* ACCEPT(1, 0); ACK every DATA but the last chunk, close at END */
+    HX_NO_PROOF    /* check the sender's proof, then close without sending ours */
 };
 
 struct hx_plan {
@@ -1085,6 +1104,9 @@ struct hx_plan {
     uint64_t offset;
     uint16_t code;
     const char *text;
+    uint64_t rewind_to;
+    uint64_t upto;
+    int ack;
 };
 
 /* What the sender did, over every connection it made. */
@@ -1102,7 +1124,10 @@ struct hx_seen {
     uint64_t rewind_to;
     int ends;
     int byes;
-    char problem[256]; /* the first thing that went wrong on our side */
+    long long data_bytes; /* chunk bytes in all DATA frames */
+    long long rounds;     /* REWINDs or NEED_HASHes the sender followed */
+    int runaway;          /* it kept going past HX_RUNAWAY_*: we gave up on it */
+    char problem[256];    /* the first thing that went wrong on our side */
 };
 
 static void hx_problem(struct hx_seen *seen, const char *what, int r)
@@ -1137,7 +1162,83 @@ static uint64_t hx_take_data(struct hx_seen *seen, const struct hx_frame *f, uin
         seen->data_bad_len++;
     if (rewind_epoch != 0 && epoch == rewind_epoch && off >= seen->rewind_to)
         seen->data_after_rewind++;
+    seen->data_bytes += (long long)n;
     return off + n;
+}
+
+/* Sends a frame of epoch and offset (ACCEPT, ACK), with a u16 after them if reason (REWIND). */
+static int hx_send_epoch_offset(struct hx_conn *c, uint8_t type, uint32_t epoch, uint64_t offset,
+                                uint16_t reason)
+{
+    uint8_t payload[14];
+    uint8_t *p = w_put_u64(w_put_u32(payload, epoch), offset);
+
+    if (type == HX_T_REWIND)
+        p = w_put_u16(p, reason);
+    return hx_send(c, type, payload, (size_t)(p - payload));
+}
+
+/* The loops of HX_REWIND_LOOP, HX_HASH_LOOP, HX_ACK_THEN and HX_ACK_ALMOST, after the OFFER,
+ * until the sender closes, says ERROR or BYE, or runs away. Returns the last hx_next() result. */
+static int hx_keep_busy(struct hx_conn *c, const struct hx_plan *plan, struct hx_seen *seen,
+                        long long deadline)
+{
+    static const uint8_t none[1]; /* the payload of an empty frame */
+    uint64_t upto = plan->upto < seen->size ? plan->upto : seen->size;
+    uint32_t epoch = 1;
+    struct hx_frame f;
+    int r;
+
+    if (plan->act == HX_HASH_LOOP)
+        r = hx_send(c, HX_T_NEED_HASH, none, 0);
+    else
+        r = hx_send_epoch_offset(c, HX_T_ACCEPT, 1, plan->act == HX_REWIND_LOOP ? plan->offset : 0,
+                                 0);
+    seen->hostile++;
+    while (r >= 0) {
+        uint64_t end;
+
+        r = hx_next(c, &f, deadline);
+        if (r != 1)
+            break;
+        if (f.type == HX_T_ERROR)
+            break;
+        if (f.type == HX_T_BYE) {
+            seen->byes++;
+            break;
+        }
+        if (seen->data_bytes > HX_RUNAWAY_BYTES || seen->rounds > HX_RUNAWAY_ROUNDS) {
+            seen->runaway = 1;
+            break;
+        }
+        if (f.type == HX_T_FILE_HASH && plan->act == HX_HASH_LOOP) {
+            seen->rounds++;
+            r = hx_send(c, HX_T_NEED_HASH, none, 0);
+            continue;
+        }
+        if (f.type == HX_T_END) {
+            seen->ends++;
+            if (plan->act == HX_ACK_ALMOST)
+                break;
+            continue;
+        }
+        if (f.type != HX_T_DATA)
+            continue;
+        end = hx_take_data(seen, &f, 0);
+        if (f.len < 20 || w_get_u32(f.p) != epoch)
+            continue; /* sent before it saw our REWIND */
+        if (plan->act == HX_ACK_ALMOST && end + HX_CHUNK > seen->size)
+            continue;
+        if (plan->act != HX_REWIND_LOOP || plan->ack)
+            r = hx_send_epoch_offset(c, HX_T_ACK, epoch, end, 0);
+        if (r >= 0 && plan->act == HX_ACK_THEN)
+            r = hx_send(c, (uint8_t)plan->code, none, 0);
+        if (r >= 0 && plan->act == HX_REWIND_LOOP && end >= upto) {
+            seen->rounds++;
+            r = hx_send_epoch_offset(c, HX_T_REWIND, ++epoch, plan->rewind_to, plan->code);
+        }
+    }
+    return r;
 }
 
 static void hx_session(int fd, const struct hx_plan *plan, struct hx_seen *seen)
@@ -1159,10 +1260,18 @@ static void hx_session(int fd, const struct hx_plan *plan, struct hx_seen *seen)
     cr_assert_not_null(c.buf);
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* a latency hint only */
     seen->connections++;
-    r = hx_handshake(&c, deadline, &why);
+    if (seen->connections > HX_RUNAWAY_CONNECTIONS) {
+        seen->runaway = 1;
+        goto out;
+    }
+    r = hx_handshake(&c, plan->act != HX_NO_PROOF, deadline, &why);
     if (r < 0) {
         hx_problem(seen, why, r);
         goto out;
+    }
+    if (plan->act == HX_NO_PROOF) {
+        seen->hostile++;
+        goto out; /* the sender's proof in hand, and nothing in return */
     }
     seen->handshakes++;
     r = hx_next(&c, &f, deadline);
@@ -1176,11 +1285,15 @@ static void hx_session(int fd, const struct hx_plan *plan, struct hx_seen *seen)
     }
     seen->offers++;
     seen->size = w_get_u64(f.p);
+    if (plan->act >= HX_REWIND_LOOP) { /* the acts that loop after the OFFER */
+        /* However the sender hung up (a reset may cut a frame short), but not silence. */
+        if (hx_keep_busy(&c, plan, seen, deadline) == -ETIMEDOUT)
+            hx_problem(seen, "the sender neither closed nor went on", -ETIMEDOUT);
+        goto out;
+    }
     switch (plan->act) {
     case HX_ACCEPT_AT:
-        p = w_put_u32(payload, 1);
-        p = w_put_u64(p, plan->offset);
-        r = hx_send(&c, HX_T_ACCEPT, payload, (size_t)(p - payload));
+        r = hx_send_epoch_offset(&c, HX_T_ACCEPT, 1, plan->offset, 0);
         break;
     case HX_REFUSE:
     case HX_ERROR:
@@ -1193,9 +1306,7 @@ static void hx_session(int fd, const struct hx_plan *plan, struct hx_seen *seen)
     case HX_REWIND_PAST_SENT: {
         uint64_t got = 0;
 
-        p = w_put_u32(payload, 1);
-        p = w_put_u64(p, 0);
-        r = hx_send(&c, HX_T_ACCEPT, payload, (size_t)(p - payload));
+        r = hx_send_epoch_offset(&c, HX_T_ACCEPT, 1, 0, 0);
         if (r < 0)
             break;
         /* Without an ACK the sender stops after one window: take it all, then ask for a chunk
@@ -1212,12 +1323,12 @@ static void hx_session(int fd, const struct hx_plan *plan, struct hx_seen *seen)
         }
         seen->rewind_to = got + plan->offset;
         rewind_epoch = 2;
-        p = w_put_u32(payload, rewind_epoch);
-        p = w_put_u64(p, seen->rewind_to);
-        p = w_put_u16(p, 1); /* a bad chunk */
-        r = hx_send(&c, HX_T_REWIND, payload, (size_t)(p - payload));
+        r = hx_send_epoch_offset(&c, HX_T_REWIND, rewind_epoch, seen->rewind_to, 1 /* BAD_CHUNK */);
         break;
     }
+    default: /* the looping acts, served above */
+        r = -EINVAL;
+        break;
     }
     if (r < 0) {
         hx_problem(seen, "cannot send the hostile frame", r);
@@ -1283,7 +1394,7 @@ static int hx_run(const struct hx_plan *plan, const char *src, const char *retry
         (const char *[]){"--retry-for", retry, src, harness_strf("127.0.0.1:%d", port), NULL}, NULL,
         "send");
     cr_assert_gt(sender, 0, "cannot start the sender: %s", strerror(-sender));
-    while (harness_alive(sender) && w_now_ms() < deadline) {
+    while (harness_alive(sender) && w_now_ms() < deadline && !seen->runaway) {
         struct pollfd pfd = {lfd, POLLIN, 0};
         int fd;
 
@@ -1310,26 +1421,50 @@ static int hx_run(const struct hx_plan *plan, const char *src, const char *retry
     return rc;
 }
 
-/* The sender gave up on a protocol error: exit 3 after --retry-for, one error line, no crash. */
-static void must_give_up_on_a_protocol_error(int rc, const struct hx_seen *seen)
+static int count_text(const char *hay, const char *needle)
+{
+    int n = 0;
+
+    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* The sender stopped, at once, on a receiver that broke the protocol: exit 8 on the first
+ * connection, with one error line saying so. (Its ERROR PROTOCOL may not reach us: our own
+ * frames in flight can make its side of the socket answer with a reset.) */
+static void must_stop_with_exit_8(int rc, const struct hx_seen *seen)
 {
     char *log = harness_log("send");
 
     cr_assert_lt(rc, 128, "the sender crashed (exit %d); stderr:\n%s", rc, log);
-    cr_assert_eq(rc, 3, "sender exit %d, want 3 (gave up after --retry-for); stderr:\n%s", rc, log);
-    cr_assert(strstr(log, "xfer: error:") != NULL, "no `xfer: error:` line; stderr:\n%s", log);
-    cr_assert(strstr(log, "protocol error") != NULL,
-              "the sender does not call it a protocol error; stderr:\n%s", log);
+    cr_assert_eq(seen->runaway, 0,
+                 "the sender kept going: %lld DATA bytes, %lld rounds, %d connections before the "
+                 "hostile receiver gave up on it (exit %d); stderr:\n%s",
+                 seen->data_bytes, seen->rounds, seen->connections, rc, log);
+    cr_assert_eq(rc, 8, "sender exit %d, want 8 (the receiver broke the protocol); stderr:\n%s", rc,
+                 log);
+    cr_assert_eq(count_text(log, "xfer: error:"), 1, "want one error line; stderr:\n%s", log);
+    cr_assert(strstr(log, "broke the protocol") != NULL,
+              "the sender does not say the receiver broke the protocol; stderr:\n%s", log);
+    cr_assert_eq(seen->connections, 1, "the sender came back %d times after a protocol error",
+                 seen->connections - 1);
+}
+
+/* The same, and nothing was finished: no END. */
+static void must_give_up_on_a_protocol_error(int rc, const struct hx_seen *seen)
+{
+    must_stop_with_exit_8(rc, seen);
     cr_assert_eq(seen->ends, 0, "the sender sent END to a receiver that broke the protocol");
 }
 
 Test(fs, accept_past_the_end_of_the_file_is_a_protocol_error_and_nothing_is_sent)
 {
     /* Checks that a receiver answering OFFER with ACCEPT at an offset past the file's end (one
-     * chunk past it, chunk-aligned) gets no DATA at all: the sender calls it a protocol error,
-     * keeps reconnecting for --retry-for 2 s, and exits 3 with an error line. */
+     * chunk past it, chunk-aligned) gets no DATA at all: the sender says it broke the protocol
+     * and exits 8 at once, without reconnecting. */
     char *src = harness_must_src("src/small.bin", 3 * HARNESS_MIB + 100, 60);
-    struct hx_plan plan = {HX_ACCEPT_AT, 5 * HX_CHUNK, 0, NULL};
+    struct hx_plan plan = {HX_ACCEPT_AT, 5 * HX_CHUNK, 0, NULL, 0, 0, 0};
     struct hx_seen seen;
     int rc;
 
@@ -1344,9 +1479,9 @@ Test(fs, accept_past_the_end_of_the_file_is_a_protocol_error_and_nothing_is_sent
 Test(fs, accept_at_an_unaligned_offset_is_a_protocol_error_and_nothing_is_sent)
 {
     /* Checks the same for ACCEPT at an offset inside the file that is not a multiple of the
-     * chunk size (1 MiB + 4096): no DATA, exit 3, an error line. */
+     * chunk size (1 MiB + 4096): no DATA, exit 8, an error line. */
     char *src = harness_must_src("src/small.bin", 3 * HARNESS_MIB + 100, 61);
-    struct hx_plan plan = {HX_ACCEPT_AT, HX_CHUNK + 4096, 0, NULL};
+    struct hx_plan plan = {HX_ACCEPT_AT, HX_CHUNK + 4096, 0, NULL, 0, 0, 0};
     struct hx_seen seen;
     int rc;
 
@@ -1362,10 +1497,10 @@ Test(fs, rewind_past_what_was_sent_is_a_protocol_error)
 {
     /* Checks that a receiver that takes the first 64 MiB window (no ACK) and then sends REWIND to
      * 16 MiB past the last chunk it got (inside the 96 MiB file, past anything the sender read)
-     * gets no DATA of the new epoch: the sender calls it a protocol error and exits 3; every DATA
+     * gets no DATA of the new epoch: the sender says it broke the protocol and exits 8; every DATA
      * it did send was a whole, aligned chunk inside the file. */
     char *src = harness_must_src("src/window.bin", 96 * HARNESS_MIB, 62);
-    struct hx_plan plan = {HX_REWIND_PAST_SENT, 16 * HX_CHUNK, 0, NULL};
+    struct hx_plan plan = {HX_REWIND_PAST_SENT, 16 * HX_CHUNK, 0, NULL, 0, 0, 0};
     struct hx_seen seen;
     int rc;
 
@@ -1379,6 +1514,162 @@ Test(fs, rewind_past_what_was_sent_is_a_protocol_error)
                  "wrong length",
                  seen.data, seen.data_past_end, seen.data_unaligned, seen.data_bad_len);
     must_give_up_on_a_protocol_error(rc, &seen);
+}
+
+/* ---- 4. a hostile receiver that would keep the sender busy for ever ---------------------- */
+
+/* Runs `xfer send --retry-for 2` of a size-byte file against plan, and expects it to stop with
+ * exit 8 (see must_stop_with_exit_8()), with an error line that says `says`. */
+static void hx_must_stop(const struct hx_plan *plan, long long size, uint64_t seed,
+                         const char *says, struct hx_seen *seen)
+{
+    char *src = harness_must_src("src/busy.bin", size, seed);
+    int rc = hx_run(plan, src, "2", seen);
+
+    must_stop_with_exit_8(rc, seen);
+    cr_assert(strstr(harness_log("send"), says) != NULL,
+              "the error does not say \"%s\"; stderr:\n%s", says, harness_log("send"));
+}
+
+/* ACCEPT(1, accept_at), then for the DATA of each epoch: ACK, REWIND(epoch + 1, 0, reason), for a
+ * file of size bytes: the sender stops with exit 8 within the limits of xfer-protocol(7), after
+ * at most rewinds REWINDs and having sent at most three times the file's size and a window. */
+static void ack_then_rewind_to_0(uint16_t reason, uint64_t accept_at, long long size,
+                                 long long rewinds, const char *says)
+{
+    struct hx_plan plan = {HX_REWIND_LOOP, accept_at, reason, NULL, 0, 1, 1};
+    struct hx_seen seen;
+
+    hx_must_stop(&plan, size, 65 + reason, says, &seen);
+    cr_assert_leq(seen.rounds, rewinds, "the sender followed %lld REWINDs to 0, want at most %lld",
+                  seen.rounds, rewinds);
+    cr_assert_leq(seen.data_bytes, 3 * size + (long long)HX_WINDOW,
+                  "the sender sent %lld bytes of a %lld-byte file", seen.data_bytes, size);
+}
+
+Test(fs, ack_then_rewind_to_0_for_a_bad_chunk_stops_the_sender_at_the_first_rewind)
+{
+    /* Checks a receiver that confirms each chunk and then asks for the file again from offset 0
+     * as if that chunk were bad (REWIND BAD_CHUNK), which would have the sender read and send
+     * its file for ever: a bad chunk is never below what was confirmed, so the first such
+     * REWIND ends the run with exit 8 and one error line. */
+    ack_then_rewind_to_0(1 /* BAD_CHUNK */, 0, 4 * HARNESS_MIB, 1, "below what it had confirmed");
+}
+
+Test(fs, ack_then_rewind_to_0_for_a_damaged_partial_stops_the_sender_at_the_second_rewind)
+{
+    /* Checks the same with REWIND DAMAGED, after an ACCEPT at 1 MiB (a resume, so the partial's
+     * check may find damage below it): the first goes back to 0 as a genuine receiver may, the
+     * second on the same connection ends the run with exit 8. */
+    ack_then_rewind_to_0(2 /* DAMAGED */, HX_CHUNK, 4 * HARNESS_MIB, 2, "a second time");
+}
+
+Test(fs, ack_then_rewind_to_0_for_a_failed_verification_before_end_stops_the_sender)
+{
+    /* Checks the same with REWIND VERIFY, which a genuine receiver sends only after END: on a
+     * file larger than the window, so that END cannot have gone out before the first REWIND,
+     * that REWIND ends the run with exit 8. */
+    ack_then_rewind_to_0(3 /* VERIFY */, 0, 66 * HARNESS_MIB, 1, "before END");
+}
+
+Test(fs, rewinding_to_the_same_chunk_over_and_over_stops_the_sender_after_8_rewinds)
+{
+    /* Checks a receiver that never confirms anything and asks for the first chunk again (REWIND
+     * BAD_CHUNK to 0, which is where it stands) whenever it arrives: each REWIND is one a
+     * genuine receiver could send, but not more than 8 for a file on one connection; the 9th
+     * ends the run with exit 8. */
+    struct hx_plan plan = {HX_REWIND_LOOP, 0, 1 /* BAD_CHUNK */, NULL, 0, 1, 0};
+    struct hx_seen seen;
+
+    hx_must_stop(&plan, 4 * HARNESS_MIB, 70, "more than 8 times", &seen);
+    cr_assert_eq(seen.rounds, 9, "the sender stopped after %lld REWINDs, want the 9th",
+                 seen.rounds);
+}
+
+Test(fs, a_file_sent_again_and_again_stops_at_three_times_its_size_and_a_window)
+{
+    /* Checks a receiver that takes a whole 16 MiB file, confirming nothing, then asks for all
+     * of it again (REWIND BAD_CHUNK to 0), over and over: fewer than 8 REWINDs, but the sender
+     * sends a file's data at most 3 times its size plus 64 MiB for each connection that resumed
+     * it, here 112 MiB, and then ends the run with exit 8. */
+    long long size = 16 * HARNESS_MIB;
+    struct hx_plan plan = {HX_REWIND_LOOP, 0, 1 /* BAD_CHUNK */, NULL, 0, (uint64_t)size, 0};
+    struct hx_seen seen;
+
+    hx_must_stop(&plan, size, 71, "the most for a file", &seen);
+    cr_assert_eq(seen.data_bytes, 3 * size + (long long)HX_WINDOW,
+                 "the sender sent %lld bytes, want exactly the limit", seen.data_bytes);
+    cr_assert_lt(seen.rounds, 9, "it was the count of REWINDs that stopped it");
+}
+
+Test(fs, need_hash_again_after_file_hash_stops_the_sender_with_exit_8)
+{
+    /* Checks a receiver that answers every FILE_HASH with another NEED_HASH, a ping-pong that
+     * would never end: NEED_HASH comes once per OFFER, and the second ends the run with exit 8,
+     * no data sent. */
+    struct hx_plan plan = {HX_HASH_LOOP, 0, 0, NULL, 0, 0, 0};
+    struct hx_seen seen;
+
+    hx_must_stop(&plan, 3 * HARNESS_MIB, 72, "a second NEED_HASH", &seen);
+    cr_assert_eq(seen.rounds, 1, "the sender answered %lld NEED_HASH after the first", seen.rounds);
+    cr_assert_eq(seen.data + seen.ends, 0, "the sender sent DATA or END after NEED_HASH");
+}
+
+Test(fs, ack_then_an_unexpected_frame_stops_the_sender_instead_of_reconnecting)
+{
+    /* Checks a receiver that confirms each chunk and then says COMPLETE (valid only as an
+     * answer to OFFER), on every connection: each confirmation used to count as progress, so
+     * the sender reconnected for ever. A frame unexpected in the sender's state ends the run
+     * with exit 8, at once. */
+    struct hx_plan plan = {HX_ACK_THEN, 0, 5 /* COMPLETE */, NULL, 0, 0, 0};
+    struct hx_seen seen;
+
+    hx_must_stop(&plan, 4 * HARNESS_MIB, 73, "unexpected COMPLETE", &seen);
+}
+
+Test(fs, confirming_the_same_data_on_every_connection_is_not_progress_for_retry_for)
+{
+    /* Checks a receiver that accepts the 4 MiB file at 0 on every connection, confirms all but
+     * its last chunk and closes at END: only the first confirmation of a byte restarts the
+     * --retry-for clock, so the sender gives up after 2 s with exit 3 rather than reconnecting
+     * for ever. */
+    char *src = harness_must_src("src/busy.bin", 4 * HARNESS_MIB, 74);
+    struct hx_plan plan = {HX_ACK_ALMOST, 0, 0, NULL, 0, 0, 0};
+    struct hx_seen seen;
+    char *log;
+    int rc;
+
+    rc = hx_run(&plan, src, "2", &seen);
+    log = harness_log("send");
+    cr_assert_eq(seen.runaway, 0,
+                 "the sender kept reconnecting: %d connections (exit %d); stderr:\n%s",
+                 seen.connections, rc, log);
+    cr_assert_eq(rc, 3, "sender exit %d, want 3 (gave up after --retry-for); stderr:\n%s", rc, log);
+    cr_assert(strstr(log, "gave up") != NULL, "no line saying it gave up; stderr:\n%s", log);
+    cr_assert_geq(seen.connections, 2, "the sender did not reconnect at all");
+}
+
+Test(fs, receiver_that_closes_after_the_senders_proof_twice_gets_exit_7)
+{
+    /* Checks a receiver that takes the sender's proof (AUTH) and closes the connection instead
+     * of proving it holds the secret itself: the first time the sender retries, as after a
+     * drop at that very moment; the second, on its second connection, it stops with exit 7 and
+     * one error line, having offered nothing, instead of handing over proofs for --retry-for. */
+    char *src = harness_must_src("src/busy.bin", 1000, 75);
+    struct hx_plan plan = {HX_NO_PROOF, 0, 0, NULL, 0, 0, 0};
+    struct hx_seen seen;
+    char *log;
+    int rc;
+
+    rc = hx_run(&plan, src, "5", &seen);
+    log = harness_log("send");
+    cr_assert_eq(rc, 7, "sender exit %d after %d connections, want 7; stderr:\n%s", rc,
+                 seen.connections, log);
+    cr_assert_eq(seen.connections, 2, "the sender made %d connections, want 2", seen.connections);
+    cr_assert_eq(seen.offers, 0);
+    cr_assert_eq(count_text(log, "xfer: error:"), 1, "want one error line; stderr:\n%s", log);
+    cr_assert(strstr(log, "closed the connection right after this sender's proof") != NULL,
+              "the error does not say what happened; stderr:\n%s", log);
 }
 
 /* ---- 5. text from the receiver ----------------------------------------------------------- */
@@ -1412,7 +1703,7 @@ Test(fs, refuse_text_from_the_receiver_is_printed_escaped)
     /* Checks that a receiver's REFUSE text with ESC[31m, U+202E, CR, BEL and CSI reaches the
      * sender's error line escaped (\x1b, \u{202e}, ...), never raw; the sender exits 4. */
     char *src = harness_must_src("src/refused.bin", 1000, 63);
-    struct hx_plan plan = {HX_REFUSE, 0, 1 /* EXISTS */, hostile_text};
+    struct hx_plan plan = {HX_REFUSE, 0, 1 /* EXISTS */, hostile_text, 0, 0, 0};
     struct hx_seen seen;
     char *log;
     int rc;
@@ -1430,7 +1721,7 @@ Test(fs, error_text_from_the_receiver_is_printed_escaped)
     /* Checks the same for the text of an ERROR frame (code IO), which the sender repeats in its
      * "connection lost" line and, the second time, in the line giving up on the file: exit 4. */
     char *src = harness_must_src("src/errored.bin", 1000, 64);
-    struct hx_plan plan = {HX_ERROR, 0, 6 /* IO */, hostile_text};
+    struct hx_plan plan = {HX_ERROR, 0, 6 /* IO */, hostile_text, 0, 0, 0};
     struct hx_seen seen;
     char *log;
     int rc;
