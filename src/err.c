@@ -23,6 +23,8 @@ const char *xfer_strerror(int err)
         return "unacceptable file name";
     case XFER_ETIMEDOUT:
         return "peer went silent";
+    case XFER_ESTALLED:
+        return "peer stopped reading what it is sent";
     default:
         break;
     }

@@ -12,7 +12,8 @@ enum xfer_err {
     XFER_EVERSION = -1004, /* the peer speaks another protocol version */
     XFER_ECORRUPT = -1005, /* a checksum or hash did not match */
     XFER_ENAME = -1006,    /* a file name is not acceptable */
-    XFER_ETIMEDOUT = -1007 /* the peer went silent */
+    XFER_ETIMEDOUT = -1007, /* the peer went silent */
+    XFER_ESTALLED = -1008   /* the peer stopped reading what we send it */
 };
 
 /* Returns a static description of any code this project produces. */
