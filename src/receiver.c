@@ -302,7 +302,11 @@ static void conn_on_close(struct link *l, int err)
 {
     struct conn *c = l->data;
 
-    if (c->file != NULL && err != 0 && err != UV_EOF && !c->rx->stopping)
+    if (err == XFER_ESTALLED)
+        report_info("closed the connection from %s: it stopped reading our replies (%zu bytes "
+                    "of them waiting; %" PRIu64 " bytes read from it)",
+                    c->peer, l->stalled_queued, l->rx_bytes);
+    else if (c->file != NULL && err != 0 && err != UV_EOF && !c->rx->stopping)
         report_info("connection from %s lost while receiving %s: %s", c->peer,
                     report_escaped(c->file->name), xfer_strerror(err));
     else if (c->file != NULL && err == UV_EOF && !c->rx->stopping)
