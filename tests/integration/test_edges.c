@@ -1,6 +1,9 @@
 /* Edges that must hold (issue 5): a stream split at every byte; a disk that fills up or fails
  * under the receiver; a crowd of idle connections and a receiver out of file descriptors;
  * SIGINT and SIGTERM on either side, once and twice; a thousand transfers into one receiver.
+ * And what senders holding the secret cannot push past (issue 9): the bound on replies to a
+ * peer that never reads them, and the cap on senders served at once. Those use wire.c, an
+ * implementation of the protocol independent of src/.
  *
  * Faults inside a process come from tests/tools/xfershim.c, an LD_PRELOAD library (XFERSHIM_LIB)
  * that caps socket reads, fails or holds file writes while a flag file exists, and writes its
@@ -1119,4 +1122,89 @@ Test(edges, peer_that_never_reads_its_replies_is_read_no_further_and_closed)
     cr_assert_eq(harness_cmp_files(src, harness_strf("%s/after.bin", dir)), 0);
     cr_assert(harness_alive(recv), "%s", harness_report(recv, "recv"));
     free(batch);
+}
+
+/* ---- 7. more senders holding the secret than the receiver serves at once ---------------- */
+
+/* Under this open-files limit the receiver serves (100 - 24 - min(64, 76 / 2)) / 5 = 7
+ * senders at once, as xfer(1) says. */
+#define CAP_NOFILE 100
+#define CAP_SENDERS 7
+
+/* A raw sender that holds the secret and an open file on the receiver: ACCEPTed, nothing
+ * sent. */
+static void hold_a_file(struct w_conn *c, int port, int i)
+{
+    char name[32];
+    uint8_t buf[W_HDR + 26 + sizeof(name)];
+    struct w_offer o = {2 * W_CHUNK, 1700004000, 0, 0644, name, 0};
+    struct w_frame f;
+
+    snprintf(name, sizeof(name), "held-%d.bin", i);
+    o.name_len = strlen(name);
+    w_connect(c, port, HARNESS_SECRET, 0, "recv");
+    w_handshake(c);
+    w_send(c, buf, w_enc_offer(buf, &o));
+    w_next(c, &f, "ACCEPT");
+    cr_assert_eq(f.type, W_ACCEPT, "sender %d holding a file: the receiver sent %s", i,
+                 w_describe(&f));
+}
+
+Test(edges, senders_past_what_the_descriptor_limit_allows_are_told_busy_until_one_is_done)
+{
+    /* Checks a receiver started under an open-files limit of CAP_NOFILE: it says at start that
+     * it serves CAP_SENDERS senders at once; that many raw senders each hold a file open; one
+     * more is told ERROR BUSY, sealed, right after the handshake, and closed; a real sender
+     * started then says why it waits and keeps trying; once one of the raw senders goes away,
+     * it gets its file in. */
+    char *dir = harness_pathf("dst");
+    char *src = harness_must_src("src/late.bin", 100000, 71);
+    struct w_conn held[CAP_SENDERS];
+    struct w_conn extra;
+    int port = harness_free_port();
+    char *text;
+    pid_t recv;
+    pid_t send;
+    int rc;
+
+    cr_assert_gt(port, 0);
+    cr_assert_eq(harness_mkdirs(dir), 0);
+    recv = harness_spawn(
+        (const char *[]){"/bin/sh", "-c", harness_strf("ulimit -n %d && exec \"$@\"", CAP_NOFILE),
+                         "sh", XFER_BIN, "recv", "--port", harness_strf("%d", port), "--dir",
+                         dir, NULL},
+        (const char *[]){"XFER_IDLE_TIMEOUT=60", NULL}, NULL, "recv");
+    cr_assert_gt(recv, 0);
+    rc = harness_wait_port("127.0.0.1", port, HARNESS_DEADLINE_MS);
+    cr_assert_eq(rc, 0, "%s", harness_report(recv, "recv"));
+    for (int i = 0; i < CAP_SENDERS; i++)
+        hold_a_file(&held[i], port, i);
+    w_connect(&extra, port, HARNESS_SECRET, 0, "recv");
+    w_handshake(&extra);
+    text = w_expect_error_and_close(&extra, CODE_BUSY, 1, "past the senders it serves at once");
+    w_close(&extra);
+    cr_assert(strstr(text, harness_strf("serving %d senders", CAP_SENDERS)) != NULL,
+              "the BUSY text does not say how many it serves: %s", text);
+    cr_assert(strstr(harness_log("recv"), harness_strf("serve %d senders at once", CAP_SENDERS)),
+              "the receiver did not say at start how many senders it serves:\n%s",
+              harness_log("recv"));
+
+    send = harness_start_send(
+        (const char *[]){"--retry-for", "60", src, harness_strf("127.0.0.1:%d", port), NULL}, NULL,
+        "send");
+    cr_assert_gt(send, 0);
+    rc = wait_log("send", "the most this receiver serves at once", send, HARNESS_DEADLINE_MS);
+    cr_assert_eq(rc, 0, "the sender kept out did not say why:\n%s\n%s", harness_log("send"),
+                 harness_report(recv, "recv"));
+    w_close(&held[0]);
+    rc = harness_wait(send, HARNESS_DEADLINE_MS);
+    cr_assert_eq(rc, 0, "the sender after one place freed: exit %d\n%s\n%s", rc,
+                 harness_log("send"), harness_report(recv, "recv"));
+    cr_assert_eq(harness_cmp_files(src, harness_strf("%s/late.bin", dir)), 0);
+    cr_assert_eq(count_lines_with(harness_log("send"), "the most this receiver serves at once"), 1,
+                 "the sender repeated why it waits:\n%s", harness_log("send"));
+    for (int i = 1; i < CAP_SENDERS; i++)
+        w_close(&held[i]);
+    cr_assert(harness_alive(recv), "%s", harness_report(recv, "recv"));
+    cr_log_info("receiver log:\n%s\nsender log:\n%s", harness_log("recv"), harness_log("send"));
 }
