@@ -1208,3 +1208,48 @@ Test(edges, senders_past_what_the_descriptor_limit_allows_are_told_busy_until_on
     cr_assert(harness_alive(recv), "%s", harness_report(recv, "recv"));
     cr_log_info("receiver log:\n%s\nsender log:\n%s", harness_log("recv"), harness_log("send"));
 }
+
+/* The soft and hard "Max open files" of pid, from /proc/PID/limits; 0 if unreadable. */
+static void open_files_limits(pid_t pid, long long *soft, long long *hard)
+{
+    char *text = harness_read_file(harness_strf("/proc/%d/limits", (int)pid));
+    char *at = text != NULL ? strstr(text, "Max open files") : NULL;
+
+    *soft = 0;
+    *hard = 0;
+    if (at != NULL)
+        (void)sscanf(at + strlen("Max open files"), "%lld %lld", soft, hard);
+}
+
+Test(edges, receiver_raises_its_soft_open_files_limit_to_the_hard_one)
+{
+    /* Checks a receiver started with a soft open-files limit of CAP_NOFILE under a higher hard
+     * one: it raises the soft limit to the hard one, so it does not scale down the senders it
+     * serves to CAP_NOFILE (no start-up line about the limit when the hard one allows 64). */
+    char *dir = harness_pathf("dst");
+    int port = harness_free_port();
+    long long soft;
+    long long hard;
+    pid_t recv;
+    int rc;
+
+    cr_assert_gt(port, 0);
+    cr_assert_eq(harness_mkdirs(dir), 0);
+    recv = harness_spawn(
+        (const char *[]){"/bin/sh", "-c",
+                         harness_strf("ulimit -S -n %d && exec \"$@\"", CAP_NOFILE), "sh",
+                         XFER_BIN, "recv", "--port", harness_strf("%d", port), "--dir", dir,
+                         NULL},
+        NULL, NULL, "recv");
+    cr_assert_gt(recv, 0);
+    rc = harness_wait_port("127.0.0.1", port, HARNESS_DEADLINE_MS);
+    cr_assert_eq(rc, 0, "%s", harness_report(recv, "recv"));
+    open_files_limits(recv, &soft, &hard);
+    cr_assert_gt(hard, CAP_NOFILE, "the hard open-files limit is only %lld here", hard);
+    cr_assert_eq(soft, hard, "the receiver kept a soft open-files limit of %lld under %lld", soft,
+                 hard);
+    if (hard >= 408)
+        cr_assert_null(strstr(harness_log("recv"), "open-files limit"),
+                       "the receiver scaled down under a hard limit of %lld:\n%s", hard,
+                       harness_log("recv"));
+}
