@@ -114,14 +114,21 @@ static int ping_and_count(struct peer *p)
     return p->frames;
 }
 
-static void peer_close(struct peer *p)
+/* Runs the loop until the link has closed (by itself, or as asked), then closes the far end
+ * and expects the loop to close clean. */
+static void peer_finish(struct peer *p)
 {
-    link_close(&p->link, 0);
     while (!p->closed)
         (void)uv_run(&loop, UV_RUN_ONCE);
     cr_assert_eq(close(p->far), 0);
     cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
     cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+static void peer_close(struct peer *p)
+{
+    link_close(&p->link, 0);
+    peer_finish(p);
 }
 
 TestSuite(link);
@@ -183,13 +190,9 @@ Test(link, output_past_the_hard_cap_closes_with_estalled)
     cr_assert_eq(rc, XFER_ESTALLED);
     cr_assert_gt(p.link.stalled_queued, LINK_TX_MAX);
     cr_assert_leq(p.link.stalled_queued, LINK_TX_MAX + 1024, "queued well past the cap");
-    while (!p.closed)
-        (void)uv_run(&loop, UV_RUN_ONCE);
+    peer_finish(&p);
     cr_assert_eq(p.close_err, XFER_ESTALLED);
     cr_assert_eq(p.link.ctrl_queued, 0, "writes left uncancelled");
-    cr_assert_eq(close(p.far), 0);
-    cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    cr_assert_eq(uv_loop_close(&loop), 0);
 }
 
 Test(link, output_not_drained_for_the_idle_timeout_closes_with_estalled)
@@ -199,11 +202,7 @@ Test(link, output_not_drained_for_the_idle_timeout_closes_with_estalled)
     cr_assert_eq(setenv("XFER_IDLE_TIMEOUT", "0.2", 1), 0); /* read once, by this process */
     peer_open(&p);
     queue_past(&p, LINK_TX_HIGH);
-    while (!p.closed)
-        (void)uv_run(&loop, UV_RUN_ONCE);
+    peer_finish(&p);
     cr_assert_eq(p.close_err, XFER_ESTALLED);
     cr_assert_gt(p.link.stalled_queued, LINK_TX_HIGH);
-    cr_assert_eq(close(p.far), 0);
-    cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    cr_assert_eq(uv_loop_close(&loop), 0);
 }
