@@ -27,6 +27,8 @@ const char *xfer_strerror(int err)
         return "state directory is open to other users";
     case XFER_ELINKED:
         return "state file has other links or another owner";
+    case XFER_ESTALLED:
+        return "peer stopped reading what it is sent";
     default:
         break;
     }

@@ -47,6 +47,7 @@ struct link_write {
     uv_write_t req;
     struct link *l;
     size_t len;
+    size_t cost; /* a control frame's allocation, counted in l->ctrl_queued */
     void *ctx;
     int is_data;
     uint8_t bytes[]; /* an encoded control frame */
@@ -124,6 +125,57 @@ static void start_drain(struct link *l, int err)
         link_close(l, err);
 }
 
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void pause_for(struct link *l, int why)
+{
+    if (l->state != LINK_OPEN || (l->paused & why) != 0)
+        return;
+    if (l->paused == 0)
+        (void)uv_read_stop((uv_stream_t *)&l->tcp);
+    l->paused |= why;
+}
+
+static void resume_for(struct link *l, int why)
+{
+    int rc;
+
+    if (l->state != LINK_OPEN || (l->paused & why) == 0)
+        return;
+    l->paused &= ~why;
+    if (l->paused != 0)
+        return; /* the other reason still holds */
+    l->last_rx = uv_now(l->tcp.loop);
+    rc = uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read);
+    if (rc < 0)
+        link_close(l, rc);
+}
+
+/* The peer reads nothing we send: closing is all that is left. No ERROR:
+ * it would only queue behind what the peer already does not read. */
+static void close_stalled(struct link *l)
+{
+    l->stalled_queued = l->ctrl_queued;
+    link_close(l, XFER_ESTALLED);
+}
+
+/* After a control frame is queued: past the high mark, stop reading what
+ * the peer sends until it has read our replies. Returns 0, or XFER_ESTALLED
+ * once the link is closing. */
+static int bound_output(struct link *l)
+{
+    if (l->ctrl_queued > LINK_TX_MAX) {
+        close_stalled(l);
+        return XFER_ESTALLED;
+    }
+    if (l->ctrl_queued > LINK_TX_HIGH && (l->paused & LINK_PAUSE_OUTPUT) == 0) {
+        l->last_drain = uv_now(l->tcp.loop); /* the stall clock starts now */
+        pause_for(l, LINK_PAUSE_OUTPUT);
+    }
+    return 0;
+}
+
 static void on_write_done(uv_write_t *req, int status)
 {
     struct link_write *w = (struct link_write *)req;
@@ -131,8 +183,11 @@ static void on_write_done(uv_write_t *req, int status)
 
     l->writes_pending--;
     l->tx_pending -= w->len;
-    if (status == 0)
+    l->ctrl_queued -= w->cost;
+    if (status == 0) {
         l->tx_bytes += w->len;
+        l->last_drain = uv_now(l->tcp.loop);
+    }
     if (w->is_data)
         l->ops->on_data_sent(l, w->ctx, status);
     free(w);
@@ -140,8 +195,12 @@ static void on_write_done(uv_write_t *req, int status)
         link_close(l, status);
         return;
     }
-    if (l->state == LINK_DRAINING && l->writes_pending == 0)
+    if (l->state == LINK_DRAINING && l->writes_pending == 0) {
         link_close(l, l->close_err);
+        return;
+    }
+    if (l->ctrl_queued <= LINK_TX_LOW)
+        resume_for(l, LINK_PAUSE_OUTPUT);
 }
 
 static int queue_write(struct link *l, struct link_write *w, uv_buf_t *bufs, unsigned n)
@@ -154,6 +213,7 @@ static int queue_write(struct link *l, struct link_write *w, uv_buf_t *bufs, uns
         return rc;
     l->writes_pending++;
     l->tx_pending += w->len;
+    l->ctrl_queued += w->cost;
     l->last_tx = uv_now(l->tcp.loop);
     return 0;
 }
@@ -178,34 +238,41 @@ static uint8_t *seal_if_keyed(struct link *l, uint8_t *rec, size_t frame_len, si
 
 int link_send(struct link *l, const struct proto_frame *f)
 {
+    uint8_t frame[PROTO_HDR_LEN + PROTO_MAX_CONTROL];
     struct link_write *w;
     uv_buf_t buf;
     uint8_t *start;
+    size_t cost;
     size_t len = 0;
     int n;
     int rc;
 
     if (l->state != LINK_OPEN)
         return UV_ECANCELED;
-    w = calloc(1, sizeof(*w) + SEAL_HDR_LEN + PROTO_HDR_LEN + PROTO_MAX_CONTROL + SEAL_TAG_LEN);
+    n = proto_encode(f, frame, sizeof(frame));
+    if (n < 0)
+        return n;
+    /* Only what this frame needs: most are a few dozen bytes, and a peer
+     * that does not read keeps them all queued up to the output bound. */
+    cost = sizeof(*w) + SEAL_HDR_LEN + (size_t)n + SEAL_TAG_LEN;
+    w = calloc(1, cost);
     if (w == NULL)
         return UV_ENOMEM;
-    n = proto_encode(f, w->bytes + SEAL_HDR_LEN, PROTO_HDR_LEN + PROTO_MAX_CONTROL);
-    if (n < 0) {
-        free(w);
-        return n;
-    }
+    memcpy(w->bytes + SEAL_HDR_LEN, frame, (size_t)n);
     start = seal_if_keyed(l, w->bytes, (size_t)n, &len, &rc);
     if (rc < 0) {
         free(w);
         return rc;
     }
     w->len = len;
+    w->cost = cost;
     buf = uv_buf_init((char *)start, (unsigned)len);
     rc = queue_write(l, w, &buf, 1);
-    if (rc < 0)
+    if (rc < 0) {
         free(w);
-    return rc;
+        return rc;
+    }
+    return bound_output(l);
 }
 
 int link_send_data(struct link *l, uint8_t *rec, size_t frame_len, void *ctx)
@@ -432,6 +499,10 @@ static void on_tick(uv_timer_t *t)
     }
     if (l->state != LINK_OPEN)
         return;
+    if ((l->paused & LINK_PAUSE_OUTPUT) != 0 && now - l->last_drain > l->idle_ms) {
+        close_stalled(l);
+        return;
+    }
     if (!l->paused && now - l->last_rx > l->idle_ms) {
         link_close(l, XFER_ETIMEDOUT);
         return;
@@ -457,6 +528,7 @@ int link_init(struct link *l, const struct link_ops *ops, void *data)
     l->idle_ms = link_idle_timeout_ms();
     l->last_rx = now;
     l->last_tx = now;
+    l->last_drain = now;
     l->tcp.data = l;
     l->handles_open = 1;
     reset_frame(l);
@@ -485,23 +557,12 @@ int link_init(struct link *l, const struct link_ops *ops, void *data)
 
 void link_pause(struct link *l)
 {
-    if (l->state != LINK_OPEN || l->paused)
-        return;
-    l->paused = 1;
-    (void)uv_read_stop((uv_stream_t *)&l->tcp);
+    pause_for(l, LINK_PAUSE_OWNER);
 }
 
 void link_resume(struct link *l)
 {
-    int rc;
-
-    if (l->state != LINK_OPEN || !l->paused)
-        return;
-    l->paused = 0;
-    l->last_rx = uv_now(l->tcp.loop);
-    rc = uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read);
-    if (rc < 0)
-        link_close(l, rc);
+    resume_for(l, LINK_PAUSE_OWNER);
 }
 
 void link_peer_name(const struct link *l, char *out, size_t cap)

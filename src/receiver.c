@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <netdb.h>
@@ -34,6 +35,16 @@
 #define VERIFY_BATCH 8
 /* A connection must finish its handshake within this long of being accepted. */
 #define HELLO_DEADLINE_MS 10000
+/* Senders served at once: authenticated connections, each receiving at most
+ * one file, which holds RX_FDS_PER_SENDER descriptors (socket, partial,
+ * journal, state dir, and one a job opens for a moment) and up to 17 chunk
+ * buffers. Fewer when the open-files limit has no room for that many after
+ * RX_FDS_OWN for the receiver itself (stdio, loop, listeners, --dir, the
+ * threadpool's short-lived opens) and some for connections in their
+ * handshake (see senders_allowed()). */
+#define RX_MAX_SENDERS 64
+#define RX_FDS_PER_SENDER 5
+#define RX_FDS_OWN 24
 
 struct receiver;
 struct conn;
@@ -116,6 +127,7 @@ struct conn {
     struct auth_keys keys; /* until the sender's proof is checked */
     struct guard_addr addr;
     int guarded; /* counted by the guard as not yet authenticated */
+    int sender;  /* authenticated, and counted in rx->senders */
     uint16_t cipher;
     char peer[80];
     struct rfile *file;
@@ -147,6 +159,10 @@ struct receiver {
     mode_t umask;
     struct conn *conns;
     struct rfile *active; /* files being received, for the busy rule */
+    unsigned senders;     /* connections with c->sender set */
+    unsigned max_senders;
+    uint64_t nofile;      /* the open-files limit max_senders comes from */
+    uint64_t last_full_report;
     int stopping;
     int signals;
     int exit_code;
@@ -282,6 +298,8 @@ static void conn_try_free(struct conn *c)
         return;
     if (c->guarded)
         guard_release(&rx->guard, &c->addr);
+    if (c->sender)
+        rx->senders--; /* its descriptors are all closed by now */
     auth_wipe(&c->keys, sizeof(c->keys));
     file_release(rx, c->file);
     c->file = NULL;
@@ -308,7 +326,11 @@ static void conn_on_close(struct link *l, int err)
 {
     struct conn *c = l->data;
 
-    if (c->file != NULL && err != 0 && err != UV_EOF && !c->rx->stopping)
+    if (err == XFER_ESTALLED)
+        report_info("closed the connection from %s: it stopped reading our replies (%zu bytes "
+                    "of them waiting; %" PRIu64 " bytes read from it)",
+                    c->peer, l->stalled_queued, l->rx_bytes);
+    else if (c->file != NULL && err != 0 && err != UV_EOF && !c->rx->stopping)
         report_info("connection from %s lost while receiving %s: %s", c->peer,
                     report_escaped(c->file->name), xfer_strerror(err));
     else if (c->file != NULL && err == UV_EOF && !c->rx->stopping)
@@ -1436,6 +1458,30 @@ static int on_hello(struct conn *c, const struct proto_frame *fr)
     return link_send(&c->link, &w);
 }
 
+/* A connection that has just authenticated takes a sender's place, or, with
+ * every place taken, is told so (sealed, so its sender can trust it) and
+ * closed: its sender retries, and gets in once another one is done. */
+static void admit_sender(struct receiver *rx, struct conn *c)
+{
+    uint64_t now = uv_now(rx->loop);
+    char text[160];
+
+    if (rx->senders < rx->max_senders) {
+        rx->senders++;
+        c->sender = 1;
+        return;
+    }
+    snprintf(text, sizeof(text), "serving %u senders, the most this receiver serves at once; "
+             "retry later", rx->max_senders);
+    /* One line a second at most: senders retrying must not flood the log. */
+    if (now - rx->last_full_report >= 1000 || rx->last_full_report == 0) {
+        rx->last_full_report = now;
+        report_info("turned away %s: already serving %u senders, the most at once", c->peer,
+                    rx->max_senders);
+    }
+    link_fail(&c->link, UV_ECONNREFUSED, PROTO_BUSY, text);
+}
+
 /* The sender's proof: one guess per connection, compared in constant time
  * before any frame about a file is even parsed; then ours, and from there
  * on everything is sealed. */
@@ -1476,6 +1522,7 @@ static int on_auth(struct conn *c, const struct proto_frame *fr)
             guard_auth_succeeded(&rx->guard, &c->addr);
             c->guarded = 0;
             c->state = CONN_IDLE;
+            admit_sender(rx, c);
         }
     }
     auth_wipe(&c->keys, sizeof(c->keys));
@@ -2130,17 +2177,48 @@ static void walk_close(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+/* Raises the soft open-files limit to the hard one: each sender costs
+ * descriptors, and the soft limit is often 1024 of a far higher hard one.
+ * Where that fails, the soft limit stays, and the cap on senders follows it. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl); /* e.g. a hard limit past the kernel's: keep ours */
+}
+
+/* How many senders the open-files limit leaves room for: after RX_FDS_OWN,
+ * half of the rest (at most GUARD_MAX_PENDING, one each) is kept for
+ * connections in their handshake, and each sender takes RX_FDS_PER_SENDER;
+ * never fewer than 1 nor more than RX_MAX_SENDERS. */
+static unsigned senders_allowed(uint64_t nofile)
+{
+    uint64_t avail = nofile > RX_FDS_OWN ? nofile - RX_FDS_OWN : 0;
+    uint64_t handshakes = avail / 2 < GUARD_MAX_PENDING ? avail / 2 : GUARD_MAX_PENDING;
+    uint64_t n = (avail - handshakes) / RX_FDS_PER_SENDER;
+
+    if (n < 1)
+        return 1;
+    return n < RX_MAX_SENDERS ? (unsigned)n : RX_MAX_SENDERS;
+}
+
 /* What every connection shares: --dir, the guard, the ticker, and the
  * signal handles (initialised, not started). Returns 0 or an XFER_EXIT_*. */
 static int receiver_setup(struct receiver *rx, uv_loop_t *loop, const struct cli_opts *o,
                           const struct auth_psk *psk)
 {
+    struct rlimit rl;
     struct stat st;
 
     memset(rx, 0, sizeof(*rx));
     rx->opts = o;
     rx->psk = psk;
     rx->loop = loop;
+    rx->nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (uint64_t)rl.rlim_cur : 0;
+    rx->max_senders = senders_allowed(rx->nofile);
     rx->umask = umask(0);
     umask(rx->umask);
     rx->dirfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -2221,9 +2299,14 @@ int receiver_run(const struct cli_opts *o, const struct auth_psk *psk, const cha
     struct receiver rx;
     int rc;
 
+    raise_fd_limit();
     rc = receiver_setup(&rx, uv_default_loop(), o, psk);
     if (rc != 0)
         return rc;
+    if (rx.max_senders < RX_MAX_SENDERS)
+        report_info("the open-files limit (%" PRIu64 ") lets this receiver serve %u senders at "
+                    "once, not %d; raise it (ulimit -n) to serve more",
+                    rx.nofile, rx.max_senders, RX_MAX_SENDERS);
     rx.generated_secret = generated;
     /* Before the listening line: whoever waits for it and then stops us gets a clean
      * shutdown, not a death by the signal. The loop delivers it once it runs. */

@@ -14,7 +14,8 @@ enum xfer_err {
     XFER_ENAME = -1006,    /* a file name is not acceptable */
     XFER_ETIMEDOUT = -1007, /* the peer went silent */
     XFER_ESTATEDIR = -1008, /* the state directory is open to other users */
-    XFER_ELINKED = -1009    /* a state file has other links or another owner */
+    XFER_ELINKED = -1009,   /* a state file has other links or another owner */
+    XFER_ESTALLED = -1010  /* the peer stopped reading what we send it */
 };
 
 /* Returns a static description of any code this project produces. */

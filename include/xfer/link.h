@@ -5,7 +5,16 @@
  * connection when the peer has been silent longer than the idle timeout.
  *
  * The owner embeds struct link, calls link_init() with a uv_tcp_t it has
- * accepted or connected, and frees its memory only after ops->on_close. */
+ * accepted or connected, and frees its memory only after ops->on_close.
+ *
+ * Output is bounded: a peer that keeps sending frames we answer but never
+ * reads the answers must not make us queue them without end. Control frames
+ * queued and not yet written (counted with their bookkeeping, so the figure
+ * is memory) past LINK_TX_HIGH stop reading from the peer, whatever the
+ * owner's link_pause() says; below LINK_TX_LOW reading goes on (if the owner
+ * has not paused it too). Past LINK_TX_MAX, or with nothing drained for the
+ * idle timeout while stopped, the link closes with XFER_ESTALLED. DATA is
+ * not counted: the sender's window bounds it. */
 #ifndef XFER_LINK_H
 #define XFER_LINK_H
 
@@ -16,6 +25,10 @@
 
 #include "xfer/proto.h"
 #include "xfer/seal.h"
+
+#define LINK_TX_HIGH (64u * 1024u)
+#define LINK_TX_LOW (16u * 1024u)
+#define LINK_TX_MAX (256u * 1024u)
 
 struct link;
 
@@ -34,6 +47,11 @@ struct link_ops {
     void (*on_close)(struct link *l, int err);
 };
 
+enum link_pause_reason {
+    LINK_PAUSE_OWNER = 1,  /* link_pause(): the owner's flow control */
+    LINK_PAUSE_OUTPUT = 2  /* our replies are not being drained */
+};
+
 enum link_state {
     LINK_OPEN,
     LINK_DRAINING, /* flushing queued frames before closing */
@@ -49,12 +67,15 @@ struct link {
     enum link_state state;
     int close_err;
     int handles_open;
-    int paused;
+    int paused; /* LINK_PAUSE_* bits: reading stops while any is set */
     uint64_t idle_ms;       /* peer silence that ends the connection */
     uint64_t last_rx;       /* uv_now() of the last byte received */
     uint64_t last_tx;       /* uv_now() of the last frame queued */
     uint64_t drain_started;
     size_t tx_pending;      /* bytes queued and not yet written */
+    size_t ctrl_queued;     /* memory held by control frames queued, not yet written */
+    size_t stalled_queued;  /* ctrl_queued when it closed with XFER_ESTALLED */
+    uint64_t last_drain;    /* uv_now() of the last write done, or of the output pause */
     unsigned writes_pending;
     /* record layer: once keys exist, every frame travels sealed */
     struct seal tx_seal;
@@ -82,7 +103,8 @@ uint64_t link_idle_timeout_ms(void);
 /* Takes over tcp (already initialised on loop, connected) and starts reading. */
 int link_init(struct link *l, const struct link_ops *ops, void *data);
 
-/* Encodes and queues a control frame. */
+/* Encodes and queues a control frame. Returns 0 or <0; XFER_ESTALLED when
+ * it took the output past LINK_TX_MAX and the link is closing. */
 int link_send(struct link *l, const struct proto_frame *f);
 
 /* Queues a DATA frame of frame_len bytes (from proto_encode_data_prefix(),
@@ -100,7 +122,8 @@ int link_seal_tx(struct link *l, uint16_t cipher, const uint8_t key[32]);
 int link_seal_rx(struct link *l, uint16_t cipher, const uint8_t key[32], int crossing_ok);
 
 /* Stops and restarts reading (backpressure). Silence is not counted while
- * paused: the peer is waiting on us. */
+ * paused: the peer is waiting on us. Reading restarts only once the output
+ * bound (above) lets it too. */
 void link_pause(struct link *l);
 void link_resume(struct link *l);
 

@@ -1,11 +1,15 @@
 /* Edges that must hold (issue 5): a stream split at every byte; a disk that fills up or fails
  * under the receiver; a crowd of idle connections and a receiver out of file descriptors;
  * SIGINT and SIGTERM on either side, once and twice; a thousand transfers into one receiver.
+ * And what senders holding the secret cannot push past (issue 9): the bound on replies to a
+ * peer that never reads them, and the cap on senders served at once. Those use wire.c, an
+ * implementation of the protocol independent of src/.
  *
  * Faults inside a process come from tests/tools/xfershim.c, an LD_PRELOAD library (XFERSHIM_LIB)
  * that caps socket reads, fails or holds file writes while a flag file exists, and writes its
  * counters to a stats file at exit, so each test can prove the fault was really injected. */
 #include "harness.h"
+#include "wire.h"
 
 #include <criterion/criterion.h>
 
@@ -935,4 +939,322 @@ Test(edges, a_thousand_files_in_one_session_do_not_grow_the_receiver)
     for (int i = 0; i < RUNS; i++)
         free((char *)argv[3 + i]);
     free(argv);
+}
+
+/* ---- 6. a sender holding the secret: replies it never reads ------------------------------ */
+
+/* The most the receiver may hold for a peer that reads nothing, as xfer-protocol(7) says. */
+#define REPLY_BOUND (256 * 1024)
+/* Fail fast: a receiver without the bound passes this within a few MiB of offers, long before
+ * it could hurt the machine; one with it stays a thousand times under it. */
+#define NEVER_READ_RSS_KIB (256 * 1024)
+/* More than any loopback's socket buffers could hide: a receiver still reading by then is not
+ * bounded. */
+#define NEVER_READ_MAX_SENT (256 * HARNESS_MIB)
+
+/* The last line of NAME.err that holds text, however long the log (owned by the harness), or
+ * NULL. Allocates nothing from the harness until it finds one, so it can be polled. */
+static char *log_line_with(const char *name, const char *text)
+{
+    char path[4096];
+    FILE *f;
+    char *line = NULL;
+    char *found = NULL;
+    size_t cap = 0;
+
+    snprintf(path, sizeof(path), "%s/%s.err", harness_dir(), name);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    while (getline(&line, &cap, f) >= 0) {
+        if (strstr(line, text) != NULL) {
+            free(found);
+            found = strdup(line);
+        }
+    }
+    free(line);
+    fclose(f);
+    if (found == NULL)
+        return NULL;
+    found[strcspn(found, "\n")] = '\0';
+    line = harness_strf("%s", found);
+    free(found);
+    return line;
+}
+
+static bool log_line_has(void *arg)
+{
+    const char *const *a = arg; /* {name, text} */
+
+    return log_line_with(a[0], a[1]) != NULL;
+}
+
+/* A sealed OFFER for "..", which every receiver refuses: n of them, back to back, in buf. */
+static size_t seal_bad_offers(struct w_conn *c, uint8_t *buf, size_t cap, int n)
+{
+    struct w_offer o = {1, 1700004000, 0, 0644, "..", 2};
+    uint8_t frame[W_HDR + 26 + 2];
+    size_t flen = w_enc_offer(frame, &o);
+    size_t used = 0;
+
+    for (int i = 0; i < n; i++) {
+        size_t rlen;
+        uint8_t *rec = w_seal(c, frame, flen, &rlen);
+
+        cr_assert_leq(used + rlen, cap);
+        memcpy(buf + used, rec, rlen);
+        used += rlen;
+        free(rec);
+    }
+    return used;
+}
+
+Test(edges, peer_that_never_reads_its_replies_is_read_no_further_and_closed)
+{
+    /* Checks a peer that holds the secret, shrinks its receive buffer, then streams OFFERs for
+     * ".." (each answered with REFUSE) and never reads: the receiver stops reading it once its
+     * replies back up, so the peer's writes block long before NEVER_READ_MAX_SENT and the
+     * receiver's resident set never grows by NEVER_READ_RSS_KIB; with nothing drained for the
+     * idle timeout the receiver closes it with a line saying so, holding at most REPLY_BOUND
+     * bytes of replies and having read less than the peer sent; and a real sender then gets its
+     * file in. */
+    /* Not shorter: the receiver logs each refusal, and a loop held up that long in a write to
+     * a busy disk would find the peer silent before reading what it sent meanwhile. */
+    static const char *const env[] = {"XFER_IDLE_TIMEOUT=5", NULL};
+    char *dir = harness_pathf("dst");
+    char *src = harness_must_src("src/after.bin", 100000, 61);
+    const char *want[2] = {"recv", "stopped reading our replies"};
+    size_t cap = 512 * 80;
+    uint8_t *batch = malloc(cap);
+    struct sockaddr_in a;
+    struct w_conn c;
+    long long sent = 0;
+    long long sampled = 0;
+    long long rss0;
+    long long rss_max = 0;
+    long long held = -1;
+    long long read_by_recv = -1;
+    size_t len = 0;
+    size_t off = 0;
+    int small = 1024; /* the kernel's minimum, whatever it rounds this to */
+    int closed = 0;
+    char *line;
+    pid_t recv;
+    int port;
+    int fd;
+    int rc;
+
+    cr_assert_not_null(batch);
+    recv = harness_must_recv(&port, dir, NULL, env, "recv");
+    /* The receive buffer must be set before connect() to limit the window offered. */
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "%s", strerror(errno));
+    w_attach(&c, fd, HARNESS_SECRET, 0, "recv");
+    w_handshake(&c);
+    rss0 = status_kib(recv, "VmRSS:");
+    cr_assert_gt(rss0, 0);
+    cr_assert_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+    while (!closed) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT | POLLRDHUP};
+        long long rss;
+        ssize_t n;
+
+        /* Writable again means the receiver read more; the end is its close (a reset: it
+         * leaves our offers unread). Nothing here reads the socket. */
+        rc = poll(&p, 1, HARNESS_DEADLINE_MS);
+        cr_assert_eq(rc, 1, "the receiver neither read on nor closed the connection in time");
+        if ((p.revents & (POLLERR | POLLHUP | POLLRDHUP)) != 0) {
+            closed = 1;
+            break;
+        }
+        if (off == len) {
+            len = seal_bad_offers(&c, batch, cap, 512);
+            off = 0;
+        }
+        n = send(fd, batch + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (n < 0) {
+            cr_assert(errno == ECONNRESET || errno == EPIPE, "send: %s", strerror(errno));
+            closed = 1;
+            break;
+        }
+        off += (size_t)n;
+        sent += n;
+        if (sent - sampled < HARNESS_MIB)
+            continue; /* each sample costs the harness an allocation */
+        sampled = sent;
+        rss = status_kib(recv, "VmRSS:");
+        if (rss > rss_max)
+            rss_max = rss;
+        cr_assert_lt(rss - rss0, NEVER_READ_RSS_KIB,
+                     "the receiver grew from %lld to %lld KiB for a peer that sent %lld bytes "
+                     "and read none of the replies",
+                     rss0, rss, sent);
+        cr_assert_lt(sent, NEVER_READ_MAX_SENT,
+                     "the receiver read on: %lld bytes sent by a peer that reads nothing", sent);
+    }
+    w_close(&c);
+    rc = harness_wait_until(log_line_has, (void *)want, recv, HARNESS_DEADLINE_MS);
+    cr_assert_eq(rc, 0,
+                 "the receiver did not log why it closed the peer that reads nothing (%s); its "
+                 "last line: %s",
+                 rc == -ECHILD ? "it exited" : "timed out", log_line_with("recv", "xfer: "));
+    line = log_line_with("recv", want[1]);
+    {
+        const char *h = strstr(line, "(");
+        const char *r = strstr(line, "; ");
+
+        cr_assert(h != NULL && r != NULL, "%s", line);
+        held = atoll(h + 1);
+        read_by_recv = atoll(r + 2);
+    }
+    cr_log_info("peer sent %lld bytes; %s; receiver VmRSS %lld KiB before, %lld KiB at most", sent,
+                line, rss0, rss_max);
+    cr_assert(held > 0 && held <= REPLY_BOUND, "held %lld bytes of replies: %s", held, line);
+    cr_assert(read_by_recv > 0 && read_by_recv < sent,
+              "the receiver read %lld of the %lld bytes sent: %s", read_by_recv, sent, line);
+    rc = harness_run_send((const char *[]){src, harness_strf("127.0.0.1:%d", port), NULL}, NULL,
+                          "send", HARNESS_DEADLINE_MS);
+    cr_assert_eq(rc, 0, "a sender after the peer that reads nothing: exit %d\n%s\n%s", rc,
+                 harness_log("send"), harness_report(recv, "recv"));
+    cr_assert_eq(harness_cmp_files(src, harness_strf("%s/after.bin", dir)), 0);
+    free(batch);
+    must_stop_clean(recv);
+}
+
+/* ---- 7. more senders holding the secret than the receiver serves at once ---------------- */
+
+/* Under this open-files limit the receiver serves (100 - 24 - min(64, 76 / 2)) / 5 = 7
+ * senders at once, as xfer(1) says. */
+#define CAP_NOFILE 100
+#define CAP_SENDERS 7
+
+/* A raw sender that holds the secret and an open file on the receiver: ACCEPTed, nothing
+ * sent. */
+static void hold_a_file(struct w_conn *c, int port, int i)
+{
+    char name[32];
+    uint8_t buf[W_HDR + 26 + sizeof(name)];
+    struct w_offer o = {2 * W_CHUNK, 1700004000, 0, 0644, name, 0};
+    struct w_frame f;
+
+    snprintf(name, sizeof(name), "held-%d.bin", i);
+    o.name_len = strlen(name);
+    w_connect(c, port, HARNESS_SECRET, 0, "recv");
+    w_handshake(c);
+    w_send(c, buf, w_enc_offer(buf, &o));
+    w_next(c, &f, "ACCEPT");
+    cr_assert_eq(f.type, W_ACCEPT, "sender %d holding a file: the receiver sent %s", i,
+                 w_describe(&f));
+}
+
+Test(edges, senders_past_what_the_descriptor_limit_allows_are_told_busy_until_one_is_done)
+{
+    /* Checks a receiver started under an open-files limit of CAP_NOFILE: it says at start that
+     * it serves CAP_SENDERS senders at once; that many raw senders each hold a file open; one
+     * more is told ERROR BUSY, sealed, right after the handshake, and closed; a real sender
+     * started then says why it waits and keeps trying; once one of the raw senders goes away,
+     * it gets its file in. */
+    char *dir = harness_pathf("dst");
+    char *src = harness_must_src("src/late.bin", 100000, 71);
+    struct w_conn held[CAP_SENDERS];
+    struct w_conn extra;
+    int port = harness_free_port();
+    char *text;
+    pid_t recv;
+    pid_t send;
+    int rc;
+
+    cr_assert_gt(port, 0);
+    cr_assert_eq(harness_mkdirs(dir), 0);
+    recv = harness_spawn(
+        (const char *[]){"/bin/sh", "-c", harness_strf("ulimit -n %d && exec \"$@\"", CAP_NOFILE),
+                         "sh", XFER_BIN, "recv", "--port", harness_strf("%d", port), "--dir",
+                         dir, NULL},
+        (const char *[]){"XFER_IDLE_TIMEOUT=60", NULL}, NULL, "recv");
+    cr_assert_gt(recv, 0);
+    rc = harness_wait_port("127.0.0.1", port, HARNESS_DEADLINE_MS);
+    cr_assert_eq(rc, 0, "%s", harness_report(recv, "recv"));
+    for (int i = 0; i < CAP_SENDERS; i++)
+        hold_a_file(&held[i], port, i);
+    w_connect(&extra, port, HARNESS_SECRET, 0, "recv");
+    w_handshake(&extra);
+    text = w_expect_error_and_close(&extra, CODE_BUSY, 1, "past the senders it serves at once");
+    w_close(&extra);
+    cr_assert(strstr(text, harness_strf("serving %d senders", CAP_SENDERS)) != NULL,
+              "the BUSY text does not say how many it serves: %s", text);
+    cr_assert(strstr(harness_log("recv"), harness_strf("serve %d senders at once", CAP_SENDERS)),
+              "the receiver did not say at start how many senders it serves:\n%s",
+              harness_log("recv"));
+
+    send = harness_start_send(
+        (const char *[]){"--retry-for", "60", src, harness_strf("127.0.0.1:%d", port), NULL}, NULL,
+        "send");
+    cr_assert_gt(send, 0);
+    rc = wait_log("send", "the most this receiver serves at once", send, HARNESS_DEADLINE_MS);
+    cr_assert_eq(rc, 0, "the sender kept out did not say why:\n%s\n%s", harness_log("send"),
+                 harness_report(recv, "recv"));
+    w_close(&held[0]);
+    rc = harness_wait(send, HARNESS_DEADLINE_MS);
+    cr_assert_eq(rc, 0, "the sender after one place freed: exit %d\n%s\n%s", rc,
+                 harness_log("send"), harness_report(recv, "recv"));
+    cr_assert_eq(harness_cmp_files(src, harness_strf("%s/late.bin", dir)), 0);
+    cr_assert_eq(count_lines_with(harness_log("send"), "the most this receiver serves at once"), 1,
+                 "the sender repeated why it waits:\n%s", harness_log("send"));
+    for (int i = 1; i < CAP_SENDERS; i++)
+        w_close(&held[i]);
+    cr_log_info("receiver log:\n%s\nsender log:\n%s", harness_log("recv"), harness_log("send"));
+    must_stop_clean(recv);
+}
+
+/* The soft and hard "Max open files" of pid, from /proc/PID/limits; 0 if unreadable. */
+static void open_files_limits(pid_t pid, long long *soft, long long *hard)
+{
+    char *text = harness_read_file(harness_strf("/proc/%d/limits", (int)pid));
+    char *at = text != NULL ? strstr(text, "Max open files") : NULL;
+
+    *soft = 0;
+    *hard = 0;
+    if (at != NULL)
+        (void)sscanf(at + strlen("Max open files"), "%lld %lld", soft, hard);
+}
+
+Test(edges, receiver_raises_its_soft_open_files_limit_to_the_hard_one)
+{
+    /* Checks a receiver started with a soft open-files limit of CAP_NOFILE under a higher hard
+     * one: it raises the soft limit to the hard one, so it does not scale down the senders it
+     * serves to CAP_NOFILE (no start-up line about the limit when the hard one allows 64). */
+    char *dir = harness_pathf("dst");
+    int port = harness_free_port();
+    long long soft;
+    long long hard;
+    pid_t recv;
+    int rc;
+
+    cr_assert_gt(port, 0);
+    cr_assert_eq(harness_mkdirs(dir), 0);
+    recv = harness_spawn(
+        (const char *[]){"/bin/sh", "-c",
+                         harness_strf("ulimit -S -n %d && exec \"$@\"", CAP_NOFILE), "sh",
+                         XFER_BIN, "recv", "--port", harness_strf("%d", port), "--dir", dir,
+                         NULL},
+        NULL, NULL, "recv");
+    cr_assert_gt(recv, 0);
+    rc = harness_wait_port("127.0.0.1", port, HARNESS_DEADLINE_MS);
+    cr_assert_eq(rc, 0, "%s", harness_report(recv, "recv"));
+    open_files_limits(recv, &soft, &hard);
+    cr_assert_gt(hard, CAP_NOFILE, "the hard open-files limit is only %lld here", hard);
+    cr_assert_eq(soft, hard, "the receiver kept a soft open-files limit of %lld under %lld", soft,
+                 hard);
+    if (hard >= 408)
+        cr_assert_null(strstr(harness_log("recv"), "open-files limit"),
+                       "the receiver scaled down under a hard limit of %lld:\n%s", hard,
+                       harness_log("recv"));
 }
