@@ -540,6 +540,46 @@ Test(security, group_readable_secret_file_draws_a_warning)
     check_site(&s, "readable.bin\n");
 }
 
+Test(security, secret_file_that_is_a_symbolic_link_is_refused_with_exit_6)
+{
+    /* Checks that --secret-file naming a symbolic link (to a good 0600 file) makes the receiver
+     * and the sender exit 6 at once with one error line naming the link, and that the file it
+     * points to given directly works. */
+    char *src = harness_must_src("src/linked.bin", 1000, 10);
+    char *path;
+    char *link = harness_pathf("secret-link");
+    const char *err_line = "is a symbolic link";
+    struct site s;
+    pid_t pid;
+    int rc;
+
+    cr_assert_eq(secret_file("secret.txt", "a-long-enough-secret-behind-a-link", 0600, &path), 0);
+    cr_assert_eq(symlink(path, link), 0, "symlink: %s", strerror(errno));
+    make_site(&s);
+    pid = harness_spawn((const char *[]){XFER_BIN, "recv", "--port", "0", "--dir", s.dir,
+                                         "--secret-file", link, NULL},
+                        NULL, NULL, "recv-link");
+    cr_assert_gt(pid, 0, "cannot start xfer: %s", strerror(-pid));
+    rc = harness_wait(pid, REPLY_MS);
+    cr_assert_eq(rc, 6, "receiver exit %d, want 6; stderr:\n%s", rc, harness_log("recv-link"));
+    rc = harness_run_send(
+        (const char *[]){"--secret-file", link, src, "127.0.0.1:9", NULL}, NULL, "send-link",
+        HARNESS_DEADLINE_MS);
+    cr_assert_eq(rc, 6, "sender exit %d, want 6; stderr:\n%s", rc, harness_log("send-link"));
+    for (int i = 0; i < 2; i++) {
+        const char *log = harness_log(i == 0 ? "recv-link" : "send-link");
+
+        cr_assert_eq(count_lines_starting(log, "xfer: error:"), 1, "stderr:\n%s", log);
+        cr_assert_eq(count_lines_with(log, link, err_line), 1, "stderr:\n%s", log);
+    }
+
+    s.pid = harness_must_recv(&s.port, s.dir, (const char *[]){"--secret-file", path, NULL},
+                              NULL, "recv");
+    rc = send_to(&s, src, (const char *[]){"--secret-file", path, NULL}, NULL, "send");
+    cr_assert_eq(rc, 0, "exit %d; sender stderr:\n%s", rc, harness_log("send"));
+    check_site(&s, "linked.bin\n");
+}
+
 /* ---- tests: impostors -------------------------------------------------- */
 
 struct seen {
