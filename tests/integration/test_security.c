@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -197,6 +198,23 @@ static int accept_within(int lfd, int timeout_ms)
         return -ETIMEDOUT;
     r = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     return r < 0 ? -errno : r;
+}
+
+/* A sender of src connected to a raw listener on a new port: *lfd listens, *fd is the accepted
+ * connection. */
+static pid_t sender_to_listener(const char *src, int *lfd, int *fd)
+{
+    int port;
+    pid_t pid;
+
+    *lfd = listen_loopback(&port);
+    pid = harness_start_send(
+        (const char *[]){"--retry-for", "30", src, harness_strf("127.0.0.1:%d", port), NULL}, NULL,
+        "send");
+    cr_assert_gt(pid, 0);
+    *fd = accept_within(*lfd, REPLY_MS);
+    cr_assert_geq(*fd, 0, "the sender did not connect: %s", harness_report(pid, "send"));
+    return pid;
 }
 
 /* A blocking TCP connection to loopback (IPv4 or IPv6) port. */
@@ -578,6 +596,53 @@ Test(security, secret_file_that_is_a_symbolic_link_is_refused_with_exit_6)
     rc = send_to(&s, src, (const char *[]){"--secret-file", path, NULL}, NULL, "send");
     cr_assert_eq(rc, 0, "exit %d; sender stderr:\n%s", rc, harness_log("send"));
     check_site(&s, "linked.bin\n");
+}
+
+/* Fails unless pid's core file size limit is 0, soft and hard, by /proc/PID/limits. */
+static void expect_no_core_dumps(pid_t pid, const char *name)
+{
+    static const char key[] = "Max core file size";
+    char *limits = harness_read_file(harness_strf("/proc/%d/limits", (int)pid));
+    char soft[32] = "";
+    char hard[32] = "";
+    char *line;
+
+    cr_assert_not_null(limits, "cannot read /proc/%d/limits", (int)pid);
+    line = strstr(limits, key);
+    cr_assert_not_null(line, "no \"%s\" in /proc/%d/limits:\n%s", key, (int)pid, limits);
+    cr_assert_eq(sscanf(line + strlen(key), "%31s %31s", soft, hard), 2);
+    cr_assert(strcmp(soft, "0") == 0 && strcmp(hard, "0") == 0,
+              "%s may dump core: soft limit %s, hard limit %s; %s", name, soft, hard,
+              harness_report(pid, name));
+}
+
+Test(security, receiver_and_sender_turn_core_dumps_off)
+{
+    /* Checks that a receiver (serving) and a sender (connected, waiting for WELCOME) started with
+     * core dumps allowed run with a core size limit of 0, soft and hard, so a crash cannot write
+     * the secret in their memory to a core file. */
+    char *src = harness_must_src("src/core.bin", 1000, 13);
+    struct rlimit was;
+    struct rlimit allowed;
+    struct site s;
+    pid_t pid;
+    int lfd;
+    int fd;
+
+    cr_assert_eq(getrlimit(RLIMIT_CORE, &was), 0);
+    allowed = was;
+    allowed.rlim_cur = was.rlim_max == RLIM_INFINITY || was.rlim_max > 1 << 20 ? 1 << 20
+                                                                                 : was.rlim_max;
+    cr_assert_gt(allowed.rlim_cur, 0, "the hard core limit is 0 already: nothing to check");
+    cr_assert_eq(setrlimit(RLIMIT_CORE, &allowed), 0, "%s", strerror(errno));
+    start_site(&s, NULL, NULL);
+    pid = sender_to_listener(src, &lfd, &fd);
+    cr_assert_eq(setrlimit(RLIMIT_CORE, &was), 0);
+    expect_no_core_dumps(s.pid, "recv");
+    expect_no_core_dumps(pid, "send");
+    close(fd);
+    close(lfd);
+    check_site(&s, "");
 }
 
 /* ---- tests: impostors -------------------------------------------------- */
