@@ -70,17 +70,24 @@ int main(int argc, char **argv)
         return XFER_EXIT_INTERNAL;
     }
     code = secret_load(&o, secret, sizeof(secret), &generated, err, sizeof(err));
-    if (code == XFER_EXIT_OK) {
-        auth_psk_from_secret(&psk, secret, strlen(secret));
-        if (o.command == CLI_RECV)
-            code = receiver_run(&o, &psk, generated ? secret : NULL);
-        else
-            code = sender_run(&o, &psk);
-    } else {
-        fprintf(stderr, "xfer: error: %s\n", err);
+    /* Stretched once here, before the receiver listens or the sender connects: every
+     * connection and reconnection uses this key. */
+    if (code == XFER_EXIT_OK && auth_psk_from_secret(&psk, secret, strlen(secret)) < 0) {
+        snprintf(err, sizeof(err),
+                 "cannot derive the key from the secret: Argon2id needs %u MiB of memory and "
+                 "could not get it; free some memory or raise the limit (ulimit -v)",
+                 AUTH_PWHASH_MEMLIMIT >> 20);
+        code = XFER_EXIT_INTERNAL;
     }
+    if (code != XFER_EXIT_OK)
+        fprintf(stderr, "xfer: error: %s\n", err);
+    else if (o.command == CLI_RECV)
+        code = receiver_run(&o, &psk, generated ? secret : NULL);
+    else
+        code = sender_run(&o, &psk);
     auth_wipe(secret, sizeof(secret));
     auth_wipe(&psk, sizeof(psk));
+    auth_psk_forget();
     free(o.files);
     return code;
 }
