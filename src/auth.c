@@ -5,9 +5,22 @@
 #include "xfer/auth.h"
 #include "xfer/buf.h"
 
-/* BLAKE2b keys must be 16..64 bytes: these fixed ones separate uses. */
-static const char psk_context[] = "xfer/2 pre-shared key";
+/* crypto_kdf's fixed context separates the subkeys' uses. */
 static const char kdf_context[8] = {'x', 'f', 'e', 'r', '2', 'k', 'e', 'y'};
+
+/* The last pre-shared key this process derived, and a mark of the secret it
+ * came from: a BLAKE2b of that secret keyed with bytes drawn for this entry,
+ * so no copy of the secret is kept (whoever can read this memory has the key
+ * anyway). */
+_Static_assert(sizeof(AUTH_PWHASH_SALT) - 1 == crypto_pwhash_SALTBYTES, "a salt of 16 bytes");
+
+static struct {
+    int valid;
+    uint8_t mark_key[32];
+    uint8_t mark[32];
+    struct auth_psk psk;
+} psk_cache;
+static unsigned psk_evaluations;
 
 enum subkey {
     SUBKEY_C2S = 1,
@@ -26,10 +39,52 @@ void auth_wipe(void *p, size_t len)
     sodium_memzero(p, len);
 }
 
-void auth_psk_from_secret(struct auth_psk *psk, const char *secret, size_t len)
+static void psk_mark(uint8_t out[32], const char *secret, size_t len)
 {
-    crypto_generichash(psk->key, sizeof(psk->key), (const uint8_t *)secret, len,
-                       (const uint8_t *)psk_context, sizeof(psk_context) - 1);
+    crypto_generichash(out, 32, (const uint8_t *)secret, len, psk_cache.mark_key,
+                       sizeof(psk_cache.mark_key));
+}
+
+int auth_psk_from_secret(struct auth_psk *psk, const char *secret, size_t len)
+{
+    uint8_t mark[32];
+    int r = 0;
+
+    memset(mark, 0, sizeof(mark));
+    if (psk_cache.valid) {
+        psk_mark(mark, secret, len);
+        if (sodium_memcmp(mark, psk_cache.mark, sizeof(mark)) == 0) {
+            *psk = psk_cache.psk;
+            goto done;
+        }
+    }
+    auth_psk_forget();
+    psk_evaluations++;
+    if (crypto_pwhash(psk->key, sizeof(psk->key), secret, len, (const uint8_t *)AUTH_PWHASH_SALT,
+                      AUTH_PWHASH_OPSLIMIT, AUTH_PWHASH_MEMLIMIT,
+                      crypto_pwhash_ALG_ARGON2ID13) != 0) {
+        /* Out of memory: the parameters are constants within libsodium's ranges. */
+        sodium_memzero(psk, sizeof(*psk));
+        r = -1;
+        goto done;
+    }
+    randombytes_buf(psk_cache.mark_key, sizeof(psk_cache.mark_key));
+    psk_mark(psk_cache.mark, secret, len);
+    psk_cache.psk = *psk;
+    psk_cache.valid = 1;
+done:
+    sodium_memzero(mark, sizeof(mark));
+    return r;
+}
+
+unsigned auth_psk_evaluations(void)
+{
+    return psk_evaluations;
+}
+
+void auth_psk_forget(void)
+{
+    sodium_memzero(&psk_cache, sizeof(psk_cache));
 }
 
 int auth_ephemeral_new(struct auth_ephemeral *e)

@@ -24,11 +24,23 @@ static int read_secret_file(const char *path, char *out, size_t cap, char *err, 
 {
     struct stat st;
     ssize_t n;
-    /* O_NONBLOCK: a FIFO given by mistake must be refused, not waited on. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    int e;
+    /* O_NONBLOCK: a FIFO given by mistake must be refused, not waited on.
+     * O_NOFOLLOW: the mode checked below must be that of the file read, not
+     * that of a link which whoever can write its directory may repoint. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
 
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        snprintf(err, errcap, "cannot read secret file %s: %s", path, strerror(errno));
+    e = fd < 0 ? errno : 0;
+    if (fd >= 0 && fstat(fd, &st) < 0)
+        e = errno;
+    /* ELOOP also means a loop of links among the directories on the path. */
+    if (fd < 0 && e == ELOOP && lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        snprintf(err, errcap,
+                 "secret file %s is a symbolic link; give the path of the file itself", path);
+        return XFER_EXIT_IO;
+    }
+    if (e != 0) {
+        snprintf(err, errcap, "cannot read secret file %s: %s", path, strerror(e));
         if (fd >= 0)
             (void)close(fd);
         return XFER_EXIT_IO;

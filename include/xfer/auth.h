@@ -1,5 +1,6 @@
-/* auth: the handshake's cryptography (xfer-protocol(7), HANDSHAKE). Pure: no
- * I/O. Both sides hold a pre-shared secret. Each connection makes a fresh
+/* auth: the handshake's cryptography (xfer-protocol(7), HANDSHAKE). No I/O.
+ * Both sides hold a pre-shared secret, stretched once per process with
+ * Argon2id into the pre-shared key. Each connection makes a fresh
  * X25519 exchange (libsodium crypto_kx); the session keys are derived from
  * it, from the secret, and from a hash of everything HELLO and WELCOME said,
  * so a key or tag from one connection, one direction or one cipher choice is
@@ -62,8 +63,30 @@ struct auth_keys {
 /* Calls sodium_init(); 0, or -1 if libsodium cannot be used. */
 int auth_init(void);
 
-/* The pre-shared key: BLAKE2b-256 of the secret under a fixed context key. */
-void auth_psk_from_secret(struct auth_psk *psk, const char *secret, size_t len);
+/* The secret's stretching (xfer-protocol(7), Key schedule): Argon2id version
+ * 1.3 (libsodium crypto_pwhash, crypto_pwhash_ALG_ARGON2ID13, one lane) with
+ * 2 passes over 64 MiB and this fixed 16-byte salt. Each guess of a secret,
+ * even by whoever holds a transcript, then costs one such evaluation: 64 MiB
+ * and 60 to 70 ms of one core on the 2-core x86-64 test machine, against
+ * about a microsecond for the BLAKE2b it replaced. Changing any of them
+ * changes every key, so it takes a new protocol version. */
+#define AUTH_PWHASH_OPSLIMIT 2ull
+#define AUTH_PWHASH_MEMLIMIT (64u * 1024u * 1024u)
+#define AUTH_PWHASH_SALT "xfer/3 stretched"
+
+/* The pre-shared key: Argon2id of the secret's len bytes, as above. It is
+ * slow on purpose, so the process keeps the last result: a call with the
+ * same secret as the one before returns it without another evaluation (the
+ * receiver derives once at start-up, the sender once before connecting, and
+ * neither again per connection). Not thread-safe. Returns 0, or -1 if
+ * Argon2id cannot run (its 64 MiB cannot be allocated); psk is zeroed then. */
+int auth_psk_from_secret(struct auth_psk *psk, const char *secret, size_t len);
+
+/* How many times this process has run Argon2id for auth_psk_from_secret(). */
+unsigned auth_psk_evaluations(void);
+
+/* Wipes the kept pre-shared key; the next call evaluates again. */
+void auth_psk_forget(void);
 
 /* A fresh X25519 key pair and nonce. */
 int auth_ephemeral_new(struct auth_ephemeral *e);

@@ -12,7 +12,9 @@
 #include <stdint.h>
 
 #define PROTO_MAGIC 0x58464552u /* "XFER" */
-#define PROTO_VERSION 2
+/* 3: the pre-shared key became Argon2id of the secret (auth.h); the frames
+ * are those of 2, whose peers must get VERSION_MISMATCH, not a failed proof. */
+#define PROTO_VERSION 3
 #define PROTO_HDR_LEN 8
 #define PROTO_CHUNK_SIZE (1024u * 1024u)
 #define PROTO_DATA_FIXED 20 /* epoch, offset, chunk hash */

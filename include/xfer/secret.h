@@ -1,7 +1,8 @@
 /* secret: where the pre-shared secret comes from. --secret-file wins over
  * the environment variable XFER_SECRET; never the command line, which other
  * local users can read in the process list. A receiver given neither makes
- * up a strong one. Reads at most one small file, at start-up. */
+ * up a strong one. Reads at most one small file, at start-up, and refuses
+ * one whose name is a symbolic link. */
 #ifndef XFER_SECRET_H
 #define XFER_SECRET_H
 

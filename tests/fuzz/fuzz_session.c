@@ -80,7 +80,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         die("auth_init");
     if (uv_loop_init(&loop) < 0)
         die("uv_loop_init");
-    auth_psk_from_secret(&psk, SI_SECRET, strlen(SI_SECRET));
+    if (auth_psk_from_secret(&psk, SI_SECRET, strlen(SI_SECRET)) < 0)
+        die("auth_psk_from_secret");
     /* tmpfs: fsync is free there, and runs must be fast. */
     tmp = getenv("XFER_FUZZ_TMP");
     if (tmp == NULL)

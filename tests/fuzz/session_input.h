@@ -4,7 +4,7 @@
  * Byte 0 picks the mode (SI_MODE_* below):
  *   bit 0 clear  RAW: the other bytes go to the receiver's socket as they
  *                are (the handshake's parsing is what gets fuzzed);
- *   bit 0 set    AUTHENTICATED: the harness first makes a correct protocol-2
+ *   bit 0 set    AUTHENTICATED: the harness first makes a correct protocol-3
  *                handshake as a sender holding SI_SECRET (bit 1 set: offering
  *                AES-256-GCM where the CPU has it, else XChaCha20-Poly1305),
  *                then sends the other bytes as frames.

@@ -807,7 +807,7 @@ Test(fs, file_larger_than_the_free_space_is_refused_and_leaves_nothing, .fini = 
 
 /* ---- 4, 5. a hostile receiver ------------------------------------------------------------ */
 
-/* A receiver that holds the secret and does the protocol-2 handshake by the book, then misbehaves.
+/* A receiver that holds the secret and does the protocol-3 handshake by the book, then misbehaves.
  * Written from the scheme of src/auth.c and src/seal.c (xfer-protocol(7)) with libsodium directly,
  * nothing from src/ linked: the handshake is X25519 (crypto_kx), keys and proofs derived from it,
  * from the pre-shared key and from a hash of what HELLO and WELCOME said; the sender proves first
@@ -816,7 +816,7 @@ Test(fs, file_larger_than_the_free_space_is_refused_and_leaves_nothing, .fini = 
  * at a time, and fails nothing by itself: it records what the sender did. */
 
 #define HX_MAGIC 0x58464552u
-#define HX_VERSION 2
+#define HX_VERSION 3
 #define HX_HDR 8
 #define HX_CHUNK (1024u * 1024u)
 #define HX_TAG 16
@@ -1033,7 +1033,7 @@ static int hx_handshake(struct hx_conn *c, int prove, long long deadline, const 
     hello = f.p;
     if (w_get_u32(hello) != HX_MAGIC || w_get_u16(hello + 4) != HX_VERSION ||
         (w_get_u16(hello + 24) & HX_XCHACHA) == 0) {
-        *why = "HELLO without magic, version 2 or XChaCha20-Poly1305";
+        *why = "HELLO without magic, version 3 or XChaCha20-Poly1305";
         return -EPROTO;
     }
     memset(&t, 0, sizeof(t));

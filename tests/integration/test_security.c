@@ -1,4 +1,4 @@
-/* Protocol 2's promises against a hostile network: only holders of the shared secret get a file
+/* Protocol 3's promises against a hostile network: only holders of the shared secret get a file
  * in, an impostor receiver learns nothing about a sender's files, recorded, reflected or forged
  * handshake frames are worthless, half-open and flooding connections cannot hold the receiver,
  * and peer-supplied text cannot drive the terminal. Raw peers use wire.c, an implementation of
@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -197,6 +198,23 @@ static int accept_within(int lfd, int timeout_ms)
         return -ETIMEDOUT;
     r = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     return r < 0 ? -errno : r;
+}
+
+/* A sender of src connected to a raw listener on a new port: *lfd listens, *fd is the accepted
+ * connection. */
+static pid_t sender_to_listener(const char *src, int *lfd, int *fd)
+{
+    int port;
+    pid_t pid;
+
+    *lfd = listen_loopback(&port);
+    pid = harness_start_send(
+        (const char *[]){"--retry-for", "30", src, harness_strf("127.0.0.1:%d", port), NULL}, NULL,
+        "send");
+    cr_assert_gt(pid, 0);
+    *fd = accept_within(*lfd, REPLY_MS);
+    cr_assert_geq(*fd, 0, "the sender did not connect: %s", harness_report(pid, "send"));
+    return pid;
 }
 
 /* A blocking TCP connection to loopback (IPv4 or IPv6) port. */
@@ -540,6 +558,93 @@ Test(security, group_readable_secret_file_draws_a_warning)
     check_site(&s, "readable.bin\n");
 }
 
+Test(security, secret_file_that_is_a_symbolic_link_is_refused_with_exit_6)
+{
+    /* Checks that --secret-file naming a symbolic link (to a good 0600 file) makes the receiver
+     * and the sender exit 6 at once with one error line naming the link, and that the file it
+     * points to given directly works. */
+    char *src = harness_must_src("src/linked.bin", 1000, 10);
+    char *path;
+    char *link = harness_pathf("secret-link");
+    const char *err_line = "is a symbolic link";
+    struct site s;
+    pid_t pid;
+    int rc;
+
+    cr_assert_eq(secret_file("secret.txt", "a-long-enough-secret-behind-a-link", 0600, &path), 0);
+    cr_assert_eq(symlink(path, link), 0, "symlink: %s", strerror(errno));
+    make_site(&s);
+    pid = harness_spawn((const char *[]){XFER_BIN, "recv", "--port", "0", "--dir", s.dir,
+                                         "--secret-file", link, NULL},
+                        NULL, NULL, "recv-link");
+    cr_assert_gt(pid, 0, "cannot start xfer: %s", strerror(-pid));
+    rc = harness_wait(pid, REPLY_MS);
+    cr_assert_eq(rc, 6, "receiver exit %d, want 6; stderr:\n%s", rc, harness_log("recv-link"));
+    rc = harness_run_send(
+        (const char *[]){"--secret-file", link, src, "127.0.0.1:9", NULL}, NULL, "send-link",
+        HARNESS_DEADLINE_MS);
+    cr_assert_eq(rc, 6, "sender exit %d, want 6; stderr:\n%s", rc, harness_log("send-link"));
+    for (int i = 0; i < 2; i++) {
+        const char *log = harness_log(i == 0 ? "recv-link" : "send-link");
+
+        cr_assert_eq(count_lines_starting(log, "xfer: error:"), 1, "stderr:\n%s", log);
+        cr_assert_eq(count_lines_with(log, link, err_line), 1, "stderr:\n%s", log);
+    }
+
+    s.pid = harness_must_recv(&s.port, s.dir, (const char *[]){"--secret-file", path, NULL},
+                              NULL, "recv");
+    rc = send_to(&s, src, (const char *[]){"--secret-file", path, NULL}, NULL, "send");
+    cr_assert_eq(rc, 0, "exit %d; sender stderr:\n%s", rc, harness_log("send"));
+    check_site(&s, "linked.bin\n");
+}
+
+/* Fails unless pid's core file size limit is 0, soft and hard, by /proc/PID/limits. */
+static void expect_no_core_dumps(pid_t pid, const char *name)
+{
+    static const char key[] = "Max core file size";
+    char *limits = harness_read_file(harness_strf("/proc/%d/limits", (int)pid));
+    char soft[32] = "";
+    char hard[32] = "";
+    char *line;
+
+    cr_assert_not_null(limits, "cannot read /proc/%d/limits", (int)pid);
+    line = strstr(limits, key);
+    cr_assert_not_null(line, "no \"%s\" in /proc/%d/limits:\n%s", key, (int)pid, limits);
+    cr_assert_eq(sscanf(line + strlen(key), "%31s %31s", soft, hard), 2);
+    cr_assert(strcmp(soft, "0") == 0 && strcmp(hard, "0") == 0,
+              "%s may dump core: soft limit %s, hard limit %s; %s", name, soft, hard,
+              harness_report(pid, name));
+}
+
+Test(security, receiver_and_sender_turn_core_dumps_off)
+{
+    /* Checks that a receiver (serving) and a sender (connected, waiting for WELCOME) started with
+     * core dumps allowed run with a core size limit of 0, soft and hard, so a crash cannot write
+     * the secret in their memory to a core file. */
+    char *src = harness_must_src("src/core.bin", 1000, 13);
+    struct rlimit was;
+    struct rlimit allowed;
+    struct site s;
+    pid_t pid;
+    int lfd;
+    int fd;
+
+    cr_assert_eq(getrlimit(RLIMIT_CORE, &was), 0);
+    allowed = was;
+    allowed.rlim_cur = was.rlim_max == RLIM_INFINITY || was.rlim_max > 1 << 20 ? 1 << 20
+                                                                                 : was.rlim_max;
+    cr_assert_gt(allowed.rlim_cur, 0, "the hard core limit is 0 already: nothing to check");
+    cr_assert_eq(setrlimit(RLIMIT_CORE, &allowed), 0, "%s", strerror(errno));
+    start_site(&s, NULL, NULL);
+    pid = sender_to_listener(src, &lfd, &fd);
+    cr_assert_eq(setrlimit(RLIMIT_CORE, &was), 0);
+    expect_no_core_dumps(s.pid, "recv");
+    expect_no_core_dumps(pid, "send");
+    close(fd);
+    close(lfd);
+    check_site(&s, "");
+}
+
 /* ---- tests: impostors -------------------------------------------------- */
 
 struct seen {
@@ -568,6 +673,42 @@ enum fake_proof {
     FAKE_REFLECT /* the sender's own AUTH tag, sent back */
 };
 
+/* Plays the first half of a receiver's handshake on fd, for the sender pid: reads a whole HELLO,
+ * which must offer XChaCha20-Poly1305 (every sender does), and answers a well-formed WELCOME of
+ * this version choosing it, with a fresh X25519 key pair (its secret key in sk) and nonce. Fills
+ * t with what the two frames said and appends HELLO to up. */
+static void fake_welcome(int fd, pid_t pid, uint16_t version, uint8_t sk[32],
+                         struct w_transcript *t, struct bytes *up)
+{
+    uint8_t buf[W_HDR + W_HELLO_LEN];
+    const uint8_t *h = buf + W_HDR;
+    uint8_t *p;
+
+    cr_assert_eq(w_read_exact(fd, buf, W_HDR + W_HELLO_LEN, w_now_ms() + REPLY_MS),
+                 W_HDR + W_HELLO_LEN, "no whole HELLO; %s", harness_report(pid, "send"));
+    bytes_add(up, buf, W_HDR + W_HELLO_LEN);
+    cr_assert(buf[4] == W_HELLO && w_get_u32(buf) == W_HELLO_LEN, "the first frame is not HELLO");
+    memset(t, 0, sizeof(*t));
+    t->client_flags = w_get_u16(h + 6);
+    memcpy(t->session_id, h + 8, W_SESSION_ID);
+    t->client_ciphers = w_get_u16(h + 8 + W_SESSION_ID);
+    memcpy(t->client_pk, h + 10 + W_SESSION_ID, W_KEY);
+    memcpy(t->client_nonce, h + 10 + W_SESSION_ID + W_KEY, W_KEY);
+    cr_assert(t->client_ciphers & W_CIPHER_XCHACHA20, "the sender does not offer XChaCha20");
+
+    t->cipher = W_CIPHER_XCHACHA20;
+    cr_assert_eq(crypto_kx_keypair(t->server_pk, sk), 0);
+    randombytes_buf(t->server_nonce, W_KEY);
+    p = w_put_header(buf, W_WELCOME_LEN, W_WELCOME);
+    p = w_put_u32(p, W_MAGIC);
+    p = w_put_u16(p, version);
+    p = w_put_u16(p, t->server_flags);
+    p = w_put_u16(p, t->cipher);
+    p = w_put_bytes(p, t->server_pk, W_KEY);
+    p = w_put_bytes(p, t->server_nonce, W_KEY);
+    write_all(fd, buf, (size_t)(p - buf));
+}
+
 /* Plays, on a raw socket, a receiver that does not hold the secret to a real `xfer send` of a
  * file whose name holds "quarterly": a well-formed WELCOME (a real X25519 key, XChaCha20, which
  * every sender offers), then, after the sender's AUTH, an AUTH of its own made as how says.
@@ -577,44 +718,20 @@ enum fake_proof {
 static void fake_receiver(enum fake_proof how)
 {
     char *src = harness_must_src("src/quarterly-plans.txt", 5000, 9);
-    uint8_t buf[W_HDR + W_HELLO_LEN];
     uint8_t auth[W_HDR + W_KEY];
-    uint8_t pk[W_KEY];
     uint8_t sk[32];
+    struct w_transcript t;
     struct bytes up = {0};
     struct seen seen = {0};
     struct site s;
-    uint8_t *p;
     pid_t pid;
     int lfd;
     int fd;
     int rc;
 
     make_site(&s);
-    lfd = listen_loopback(&s.port);
-    pid = harness_start_send(
-        (const char *[]){"--retry-for", "30", src, harness_strf("127.0.0.1:%d", s.port), NULL},
-        NULL, "send");
-    cr_assert_gt(pid, 0);
-    fd = accept_within(lfd, REPLY_MS);
-    cr_assert_geq(fd, 0, "the sender did not connect: %s", harness_report(pid, "send"));
-    cr_assert_eq(w_read_exact(fd, buf, W_HDR + W_HELLO_LEN, w_now_ms() + REPLY_MS),
-                 W_HDR + W_HELLO_LEN, "no whole HELLO");
-    bytes_add(&up, buf, W_HDR + W_HELLO_LEN);
-    cr_assert(buf[4] == W_HELLO && w_get_u32(buf) == W_HELLO_LEN, "the first frame is not HELLO");
-    cr_assert(w_get_u16(buf + W_HDR + 4 + 2 + 2 + W_SESSION_ID) & W_CIPHER_XCHACHA20,
-              "the sender does not offer XChaCha20");
-
-    cr_assert_eq(crypto_kx_keypair(pk, sk), 0);
-    p = w_put_header(buf, W_WELCOME_LEN, W_WELCOME);
-    p = w_put_u32(p, W_MAGIC);
-    p = w_put_u16(p, W_VERSION);
-    p = w_put_u16(p, 0);
-    p = w_put_u16(p, W_CIPHER_XCHACHA20);
-    p = w_put_bytes(p, pk, W_KEY);
-    randombytes_buf(p, W_KEY); /* nonce */
-    p += W_KEY;
-    write_all(fd, buf, (size_t)(p - buf));
+    pid = sender_to_listener(src, &lfd, &fd);
+    fake_welcome(fd, pid, W_VERSION, sk, &t, &up);
 
     /* The sender proves first: a stranger posing as the receiver does get its AUTH. */
     cr_assert_eq(w_read_exact(fd, auth, sizeof(auth), w_now_ms() + REPLY_MS), sizeof(auth),
@@ -658,6 +775,83 @@ Test(security, fake_receiver_with_a_random_proof_gets_no_offer_and_no_file_name)
      * carries 32 random bytes: the sender exits 7 and sends nothing about its file (see
      * fake_receiver()). */
     fake_receiver(FAKE_RANDOM);
+}
+
+Test(security, a_fake_receiver_can_test_a_guess_only_through_argon2id)
+{
+    /* Checks what one connection gives a party posing as the receiver to guess the secret with:
+     * the client tag in the sender's AUTH is the one derived from Argon2id of the secret
+     * (xfer-protocol(7), Key schedule; derived here by wire.c), not the one derived from protocol
+     * 2's single keyed BLAKE2b of it, so each guess costs the guesser one Argon2id evaluation. */
+    char *src = harness_must_src("src/guess.bin", 1000, 11);
+    uint8_t auth[W_HDR + W_KEY];
+    uint8_t sk[32];
+    uint8_t psk[32];
+    struct w_transcript t;
+    struct w_keys k;
+    struct bytes up = {0};
+    pid_t pid;
+    int lfd;
+    int fd;
+
+    pid = sender_to_listener(src, &lfd, &fd);
+    fake_welcome(fd, pid, W_VERSION, sk, &t, &up);
+    cr_assert_eq(w_read_exact(fd, auth, sizeof(auth), w_now_ms() + REPLY_MS), sizeof(auth),
+                 "no AUTH from the sender; %s", harness_report(pid, "send"));
+    cr_assert(auth[4] == W_AUTH && w_get_u32(auth) == W_KEY, "the sender did not send AUTH");
+
+    w_psk(psk, HARNESS_SECRET);
+    cr_assert_eq(w_server_keys(&k, psk, sk, &t), 0);
+    cr_assert(memcmp(auth + W_HDR, k.client_tag, W_KEY) == 0,
+              "the client tag is not the one of Argon2id(secret)");
+    crypto_generichash(psk, sizeof(psk), (const uint8_t *)HARNESS_SECRET, strlen(HARNESS_SECRET),
+                       (const uint8_t *)"xfer/2 pre-shared key", 21);
+    cr_assert_eq(w_server_keys(&k, psk, sk, &t), 0);
+    cr_assert(memcmp(auth + W_HDR, k.client_tag, W_KEY) != 0,
+              "the client tag can be tested with one BLAKE2b per guess");
+    close(fd);
+    close(lfd);
+    free(up.p);
+}
+
+Test(security, a_receiver_of_protocol_2_makes_the_sender_exit_4_naming_the_version)
+{
+    /* Checks that a sender meeting a protocol-2 receiver (a WELCOME saying version 2, otherwise
+     * well formed) exits 4 with one error line saying the receiver speaks another protocol
+     * version, without sending AUTH or blaming the secret: the key schedules differ, so a proof
+     * would only fail as if the secrets did. */
+    char *src = harness_must_src("src/old.bin", 1000, 12);
+    struct w_transcript t;
+    struct bytes up = {0};
+    uint8_t sk[32];
+    char *log;
+    pid_t pid;
+    int lfd;
+    int fd;
+    int rc;
+
+    pid = sender_to_listener(src, &lfd, &fd);
+    fake_welcome(fd, pid, 2, sk, &t, &up);
+    cr_assert(read_to_eof(fd, &up, w_now_ms() + REPLY_MS), "the sender kept the connection open");
+    rc = harness_wait(pid, REPLY_MS);
+    log = harness_log("send");
+    cr_assert_eq(rc, 4, "sender exit %d, want 4; stderr:\n%s", rc, log);
+    cr_assert_eq(count_lines_starting(log, "xfer: error:"), 1, "sender stderr:\n%s", log);
+    cr_assert(strstr(log, "protocol version") != NULL, "sender stderr:\n%s", log);
+    cr_assert_null(strstr(log, "secret"), "the sender blamed the secret:\n%s", log);
+    {
+        struct bytes after = {up.p + W_HDR + W_HELLO_LEN, up.len - W_HDR - W_HELLO_LEN, 0};
+        struct seen seen = {0};
+
+        each_clear_frame(&after, "the sender", note_frame, &seen);
+        cr_assert_eq(seen.auth, 0, "the sender sent its proof to a protocol-2 receiver");
+        cr_assert(seen.errors == 0 || seen.code == CODE_VERSION_MISMATCH, "ERROR code %u, want 8",
+                  seen.code);
+    }
+    cr_assert_eq(accept_within(lfd, 200), -ETIMEDOUT, "the sender came back after giving up");
+    close(fd);
+    close(lfd);
+    free(up.p);
 }
 
 Test(security, wrong_auth_tag_gets_error_12_before_the_offer_behind_it_is_read)

@@ -1,4 +1,4 @@
-/* Speaks xfer protocol 2 by hand to a real `xfer recv` over a raw TCP socket. The client (wire.c)
+/* Speaks xfer protocol 3 by hand to a real `xfer recv` over a raw TCP socket. The client (wire.c)
  * is a second implementation written from the protocol's description: its own encoder, decoder,
  * key schedule and record layer over libsodium, nothing from src/ linked; xxHash is used only
  * for the hashes the protocol names. So these tests also show that the description is enough to
@@ -210,16 +210,18 @@ static char *state_key(const char *name)
 
 /* ---- tests: the first frame -------------------------------------------- */
 
-Test(wire, hello_of_version_1_or_3_gets_error_version_mismatch_and_close)
+Test(wire, hello_of_version_1_2_or_4_gets_error_version_mismatch_and_close)
 {
     /* Checks that a HELLO with the right magic and another version is answered in the clear with
-     * ERROR code 8 and a close: a protocol-1 sender's HELLO as it was (28 bytes: magic, version
-     * 1, flags, session id, file count) and a protocol-2-shaped HELLO saying version 3. Then the
-     * receiver keeps serving. */
+     * ERROR code 8, naming version 3, and a close: a protocol-1 sender's HELLO as it was (28
+     * bytes: magic, version 1, flags, session id, file count), a protocol-2 HELLO (our layout,
+     * but a pre-shared key without Argon2id: it must hear of the version, not fail a proof) and
+     * one saying version 4. Then the receiver keeps serving. */
     static const uint8_t v1_hello[] = {0x00, 0x00, 0x00, 0x1c, 0x01, 0x00, 0x00, 0x00, 0x58,
                                        0x46, 0x45, 0x52, 0x00, 0x01, 0x00, 0x00, 0x00, 0x11,
                                        0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa,
                                        0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x00, 0x00, 0x00, 0x01};
+    static const uint16_t others[] = {2, 4};
     uint8_t buf[W_HDR + W_HELLO_LEN];
     struct w_conn c;
     char *text;
@@ -229,16 +231,20 @@ Test(wire, hello_of_version_1_or_3_gets_error_version_mismatch_and_close)
     open_conn(&c, &r);
     w_send_raw(&c, v1_hello, sizeof(v1_hello));
     text = w_expect_error_and_close(&c, CODE_VERSION_MISMATCH, 0, "after a version 1 HELLO");
-    cr_assert(strstr(text, "2") != NULL,
-              "the ERROR text \"%s\" does not say which version the "
-              "receiver speaks",
-              text);
+    cr_assert(strstr(text, "version 3") != NULL,
+              "the ERROR text \"%s\" does not say which version the receiver speaks", text);
     w_close(&c);
 
-    open_conn(&c, &r);
-    w_send_raw(&c, buf, w_enc_hello(buf, &c, W_MAGIC, 3));
-    w_expect_error_and_close(&c, CODE_VERSION_MISMATCH, 0, "after a version 3 HELLO");
-    w_close(&c);
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        char *after = harness_strf("after a version %u HELLO", others[i]);
+
+        open_conn(&c, &r);
+        w_send_raw(&c, buf, w_enc_hello(buf, &c, W_MAGIC, others[i]));
+        text = w_expect_error_and_close(&c, CODE_VERSION_MISMATCH, 0, after);
+        cr_assert(strstr(text, "version 3") != NULL, "%s: the ERROR text is \"%s\"", after,
+                  text);
+        w_close(&c);
+    }
     harness_must_ls(r.dir, "");
     expect_rx_still_serves(&r);
 }
@@ -729,10 +735,10 @@ Test(wire, silent_connection_is_closed_within_the_hello_deadline)
 
 Test(wire, hand_written_session_matches_the_man_page_example_byte_for_byte)
 {
-    /* Checks the man page's EXAMPLES session as protocol 2 carries it: our encoder reproduces
+    /* Checks the man page's EXAMPLES session as protocol 3 carries it: our encoder reproduces
      * the page's OFFER, DATA, END and BYE frames for hello.txt, and each travels as one record
      * whose header is the body length (frame + 16) and 0x80 0 0 0; HELLO, WELCOME and both
-     * AUTHs have their protocol-2 lengths and fields, in the clear, and the receiver's AUTH
+     * AUTHs have their protocol-3 lengths and fields, in the clear, and the receiver's AUTH
      * carries the server tag; the receiver's records open, under counters 0, 1, 2, to
      * exactly the page's ACCEPT, ACK and COMMITTED; no byte of the name crosses the wire in the
      * clear; the partial is .xfer/349d...a3.part meanwhile; and after COMMITTED the file is
@@ -791,7 +797,7 @@ Test(wire, hand_written_session_matches_the_man_page_example_byte_for_byte)
     open_conn(&c, &r);
     n = w_enc_hello(buf, &c, W_MAGIC, W_VERSION);
     cr_assert_eq(n, 8 + 90, "HELLO is %zu bytes, want 98", n);
-    cr_assert(memcmp(buf, "\x00\x00\x00\x5a\x01\x00\x00\x00XFER\x00\x02\x00\x00", 16) == 0,
+    cr_assert(memcmp(buf, "\x00\x00\x00\x5a\x01\x00\x00\x00XFER\x00\x03\x00\x00", 16) == 0,
               "HELLO's first 16 bytes differ");
     w_hello(&c);
     w_send_auth(&c, c.keys.client_tag);
@@ -912,7 +918,7 @@ Test(wire, key_schedule_and_a_record_match_the_man_page_example)
     t.client_ciphers = W_CIPHER_XCHACHA20;
     t.cipher = W_CIPHER_XCHACHA20;
     w_psk(psk, "abcd-efgh-ijkl-mnop-qrst-uvwx-yz23");
-    expect_hex("PSK", psk, 32, "275284a6c641668465a755ecf4fcd5d99cd4f0805caf44621214622280d26c3e");
+    expect_hex("PSK", psk, 32, "1c101b51b0d6f3eddbcb2b520d03d3ad3cde57445ac669416718c2cc2b1220d8");
     expect_hex("client pk", t.client_pk, 32,
                "8f40c5adb68f25624ae5b214ea767a6ec94d829d3d7b5e1ad1ba6f3e2138285f");
     expect_hex("server pk", t.server_pk, 32,
@@ -923,13 +929,13 @@ Test(wire, key_schedule_and_a_record_match_the_man_page_example)
     cr_assert_eq(w_server_keys(&sk, psk, ssk, &t), 0);
     cr_assert(memcmp(&ck, &sk, sizeof(ck)) == 0, "the two sides derive different keys");
     expect_hex("K_C2S", ck.c2s, 32,
-               "136129c3df9a433ae55b08ca3f9ae3855701497649e4d337ecf011fc2c95124f");
+               "49385f89a8d4699093076c986f4ab6859849f9b0b1442f1731923ff3da0a8750");
     expect_hex("K_S2C", ck.s2c, 32,
-               "33cc4b438c139a96058fe6a22a50ee40e1321f8922da61b3ccf5e848cdd90d1c");
+               "f707dc94b15da0bb05dc6aa020690d11d01f0444b2b0f9d5de95e5c2c9d2fd8b");
     expect_hex("client tag", ck.client_tag, 32,
-               "0c9450af84d484b72026868c71d782a43724fe4f5af7a0efde980b172b6dfef4");
+               "a96017d75aae7baeca92f808b0e6b53dbabafdbf990b85244cbb7cc7f14d97b0");
     expect_hex("server tag", ck.server_tag, 32,
-               "660823d05389032e37d459ab1911e5ab9edda91d7ebf8e23ad59b137172249f7");
+               "111b57929e7db727af37e7c07f2929a3ec97c47e12e4b4654323a54ba3d2a4a4");
 
     memset(&c, 0, sizeof(c));
     c.cipher = W_CIPHER_XCHACHA20;
@@ -938,9 +944,9 @@ Test(wire, key_schedule_and_a_record_match_the_man_page_example)
     cr_assert_eq(n, W_HDR + sizeof(offer) + W_AEAD_TAG);
     expect_hex("the sealed OFFER", rec, n,
                "0000003b80000000"
-               "33257e77e231defe17f28c657706ed18e3f682a454effdede07fc26f38758e792c5c8342c7fed7ec"
-               "278cb7"
-               "2c7d24a28420426bacb89dc5fefe4e92");
+               "d2a0e7b93438c566e378ac850568edf4dcb6e7268404bdcf515bf0f95e909644691497dbb52bc389"
+               "9c7a2b"
+               "83e8517c3856789906404cc300f923d2");
     free(rec);
 }
 

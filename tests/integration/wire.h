@@ -1,4 +1,4 @@
-/* wire: a second implementation of xfer protocol 2, for tests that speak it by hand to a real
+/* wire: a second implementation of xfer protocol 3, for tests that speak it by hand to a real
  * `xfer recv` (or play a receiver to a real `xfer send`) over a raw TCP socket.
  *
  * It is written from the protocol's description (xfer-protocol(7), HANDSHAKE and RECORD LAYER,
@@ -28,7 +28,7 @@
 #include "harness.h" /* HARNESS_MS */
 
 #define W_MAGIC 0x58464552u /* "XFER" */
-#define W_VERSION 2
+#define W_VERSION 3
 #define W_HDR 8
 #define W_CHUNK 1048576u
 #define W_DATA_FIXED 20
@@ -134,7 +134,9 @@ size_t w_enc_bye(uint8_t *out, uint16_t status);
 
 /* ---- key schedule ------------------------------------------------------ */
 
-/* The pre-shared key: BLAKE2b-256 of the secret, keyed with "xfer/2 pre-shared key". */
+/* The pre-shared key: Argon2id (version 1.3, one lane) of the secret with 2 passes over 64 MiB
+ * and the 16-byte salt "xfer/3 stretched", 32 bytes out. That takes tens of milliseconds, so the
+ * last few secrets' keys are kept for the rest of the test process. */
 void w_psk(uint8_t psk[32], const char *secret);
 
 /* What HELLO and WELCOME said: the keys and proofs are bound to all of it. */
@@ -227,7 +229,7 @@ void w_send(struct w_conn *c, const uint8_t *frame, size_t len);
 /* HELLO for c with this magic and version. Returns the frame length (W_HDR + W_HELLO_LEN). */
 size_t w_enc_hello(uint8_t *out, const struct w_conn *c, uint32_t magic, uint16_t version);
 
-/* Sends HELLO, expects WELCOME (version 2, flags 0, one offered cipher) and derives c->keys. */
+/* Sends HELLO, expects WELCOME (version 3, flags 0, one offered cipher) and derives c->keys. */
 void w_hello(struct w_conn *c);
 
 /* Sends AUTH with this tag, as it is. */

@@ -251,10 +251,18 @@ static size_t make_version_1(uint8_t *out, size_t cap, struct proto_frame *want)
     return PROTO_HDR_LEN + 28;
 }
 
-/* A HELLO of a future version 3, laid out as ours. */
-static size_t make_version_3(uint8_t *out, size_t cap, struct proto_frame *want)
+/* A HELLO of version 2: our layout, from a peer whose pre-shared key is a
+ * plain BLAKE2b of the secret, so it must hear of the version, not fail a proof. */
+static size_t make_version_2(uint8_t *out, size_t cap, struct proto_frame *want)
 {
-    hello_frame(want, 3);
+    hello_frame(want, 2);
+    return must_encode(want, out, cap);
+}
+
+/* A HELLO of a future version 4, laid out as ours. */
+static size_t make_version_4(uint8_t *out, size_t cap, struct proto_frame *want)
+{
+    hello_frame(want, 4);
     return must_encode(want, out, cap);
 }
 
@@ -386,7 +394,8 @@ const struct frame_fixture frame_fixtures[] = {
     {"bye.bin", 10, make_bye},
     {"bad_magic.bin", XFER_EMAGIC, make_bad_magic},
     {"version_1.bin", XFER_EVERSION, make_version_1},
-    {"version_3.bin", XFER_EVERSION, make_version_3},
+    {"version_2.bin", XFER_EVERSION, make_version_2},
+    {"version_4.bin", XFER_EVERSION, make_version_4},
     {"oversize.bin", XFER_ETOOBIG, make_oversize},
     {"oversize_data.bin", XFER_ETOOBIG, make_oversize_data},
     {"unknown_type.bin", XFER_EPROTO, make_unknown_type},

@@ -30,7 +30,7 @@ struct handshake {
 static void handshake_new(struct handshake *h, const char *secret)
 {
     memset(h, 0, sizeof(*h));
-    auth_psk_from_secret(&h->psk, secret, strlen(secret));
+    cr_assert_eq(auth_psk_from_secret(&h->psk, secret, strlen(secret)), 0);
     cr_assert_eq(auth_ephemeral_new(&h->client), 0);
     cr_assert_eq(auth_ephemeral_new(&h->server), 0);
     h->t.client_flags = 0;
@@ -135,7 +135,9 @@ Test(auth, a_different_secret_changes_every_key_and_tag)
 
     handshake_new(&h, test_secret);
     wrong = h;
-    auth_psk_from_secret(&wrong.psk, "tulp-7kq2-mzv4-x3re-9bdn-hw5a-qcl7", strlen(test_secret));
+    cr_assert_eq(auth_psk_from_secret(&wrong.psk, "tulp-7kq2-mzv4-x3re-9bdn-hw5a-qcl7",
+                                      strlen(test_secret)),
+                 0);
     client_keys(&wrong, &h.t, &c);
     server_keys(&h, &h.t, &s);
     assert_nothing_shared(&c, &s, "other secret");
@@ -453,8 +455,9 @@ Test(auth, psk_from_secret_is_deterministic)
     struct auth_psk a;
     struct auth_psk b;
 
-    auth_psk_from_secret(&a, test_secret, strlen(test_secret));
-    auth_psk_from_secret(&b, test_secret, strlen(test_secret));
+    cr_assert_eq(auth_psk_from_secret(&a, test_secret, strlen(test_secret)), 0);
+    auth_psk_forget(); /* derived again, not served from the cache */
+    cr_assert_eq(auth_psk_from_secret(&b, test_secret, strlen(test_secret)), 0);
     cr_assert_arr_eq(a.key, b.key, AUTH_KEY_LEN);
 }
 
@@ -466,29 +469,82 @@ Test(auth, psk_from_secret_changes_with_any_byte_or_the_length)
     struct auth_psk k;
     size_t n = strlen(test_secret);
 
-    auth_psk_from_secret(&base, test_secret, n);
+    cr_assert_eq(auth_psk_from_secret(&base, test_secret, n), 0);
     memcpy(other, test_secret, sizeof(test_secret));
     other[0] ^= 0x01;
-    auth_psk_from_secret(&k, other, n);
+    cr_assert_eq(auth_psk_from_secret(&k, other, n), 0);
     cr_assert_arr_neq(k.key, base.key, AUTH_KEY_LEN, "first byte flipped");
-    auth_psk_from_secret(&k, test_secret, n - 1);
+    cr_assert_eq(auth_psk_from_secret(&k, test_secret, n - 1), 0);
     cr_assert_arr_neq(k.key, base.key, AUTH_KEY_LEN, "last byte dropped");
     memcpy(other, test_secret, sizeof(test_secret));
     other[n] = 'x';
-    auth_psk_from_secret(&k, other, n + 1);
+    cr_assert_eq(auth_psk_from_secret(&k, other, n + 1), 0);
     cr_assert_arr_neq(k.key, base.key, AUTH_KEY_LEN, "byte appended");
 }
 
-Test(auth, psk_is_not_the_plain_hash_of_the_secret)
+Test(auth, psk_is_argon2id_of_the_secret_with_the_documented_parameters)
 {
-    /* Checks the psk is keyed with xfer's context: unkeyed BLAKE2b-256 of the secret differs. */
+    /* Checks the psk against a vector from the reference Argon2 (`argon2 "xfer/3 stretched" -id
+     * -t 2 -k 65536 -p 1 -l 32 -r`, not libsodium) and against crypto_pwhash called here with
+     * the parameters xfer-protocol(7) gives: Argon2id 1.3, 2 passes, 64 MiB, that salt. */
+    static const uint8_t want[AUTH_KEY_LEN] = {
+        0x19, 0x09, 0x00, 0x14, 0xaf, 0xfe, 0x18, 0x36, 0xa7, 0x6e, 0x73, 0x49, 0xa4, 0x9f, 0x02, 0x1e,
+        0xb3, 0x13, 0x4c, 0x4e, 0x3f, 0x62, 0xa2, 0xc4, 0xf2, 0x9a, 0x1b, 0x20, 0x77, 0xbb, 0xec, 0xd5};
+    uint8_t direct[AUTH_KEY_LEN];
+    struct auth_psk k;
+
+    cr_assert_eq(auth_psk_from_secret(&k, test_secret, strlen(test_secret)), 0);
+    cr_assert_arr_eq(k.key, want, AUTH_KEY_LEN);
+    cr_assert_eq(crypto_pwhash(direct, sizeof(direct), test_secret, strlen(test_secret),
+                               (const uint8_t *)"xfer/3 stretched", 2, 64u << 20,
+                               crypto_pwhash_ALG_ARGON2ID13),
+                 0);
+    cr_assert_arr_eq(k.key, direct, AUTH_KEY_LEN);
+}
+
+Test(auth, psk_is_neither_a_plain_hash_nor_the_protocol_2_key_of_the_secret)
+{
+    /* Checks the psk is not unkeyed BLAKE2b-256 of the secret, nor protocol 2's pre-shared key
+     * (BLAKE2b-256 keyed with "xfer/2 pre-shared key"), a guess at which cost one BLAKE2b. */
     struct auth_psk k;
     uint8_t plain[AUTH_KEY_LEN];
+    uint8_t v2[AUTH_KEY_LEN];
 
-    auth_psk_from_secret(&k, test_secret, strlen(test_secret));
+    cr_assert_eq(auth_psk_from_secret(&k, test_secret, strlen(test_secret)), 0);
     crypto_generichash(plain, sizeof(plain), (const uint8_t *)test_secret, strlen(test_secret),
                        NULL, 0);
+    crypto_generichash(v2, sizeof(v2), (const uint8_t *)test_secret, strlen(test_secret),
+                       (const uint8_t *)"xfer/2 pre-shared key", 21);
     cr_assert_arr_neq(k.key, plain, AUTH_KEY_LEN);
+    cr_assert_arr_neq(k.key, v2, AUTH_KEY_LEN);
+}
+
+Test(auth, psk_of_the_same_secret_is_derived_once_per_process)
+{
+    /* Checks the cache: the same secret again costs no Argon2id and gives the same key; another
+     * secret costs one; auth_psk_forget() drops the kept key, so the next call derives again. */
+    static const char other[] = "tulp-7kq2-mzv4-x3re-9bdn-hw5a-qcl7";
+    unsigned before = auth_psk_evaluations();
+    struct auth_psk a;
+    struct auth_psk b;
+
+    cr_assert_eq(auth_psk_from_secret(&a, test_secret, strlen(test_secret)), 0);
+    cr_assert_eq(auth_psk_evaluations(), before + 1);
+    for (int i = 0; i < 3; i++) {
+        memset(&b, 0, sizeof(b));
+        cr_assert_eq(auth_psk_from_secret(&b, test_secret, strlen(test_secret)), 0);
+        cr_assert_arr_eq(a.key, b.key, AUTH_KEY_LEN);
+    }
+    cr_assert_eq(auth_psk_evaluations(), before + 1, "the same secret was stretched again");
+    cr_assert_eq(auth_psk_from_secret(&b, other, strlen(other)), 0);
+    cr_assert_eq(auth_psk_evaluations(), before + 2, "another secret was served from the cache");
+    cr_assert_arr_neq(a.key, b.key, AUTH_KEY_LEN);
+    /* A prefix of the kept secret is another secret. */
+    cr_assert_eq(auth_psk_from_secret(&b, other, strlen(other) - 1), 0);
+    cr_assert_eq(auth_psk_evaluations(), before + 3);
+    auth_psk_forget();
+    cr_assert_eq(auth_psk_from_secret(&b, other, strlen(other) - 1), 0);
+    cr_assert_eq(auth_psk_evaluations(), before + 4, "the forgotten key was still served");
 }
 
 /* ---- ephemerals and wiping ---- */

@@ -540,11 +540,11 @@ static size_t put_run(uint8_t *out, size_t at, size_t n, uint8_t first)
 
 Test(proto, hello_encodes_to_the_documented_bytes)
 {
-    /* Checks HELLO v2 byte for byte: magic, version, flags, session id, ciphers, pk, nonce. */
+    /* Checks HELLO v3 byte for byte: magic, version, flags, session id, ciphers, pk, nonce. */
     static const uint8_t head[] = {
         0x00, 0x00, 0x00, 0x5a, 0x01, 0x00, 0x00, 0x00, /* header: 90 bytes of HELLO */
         'X',  'F',  'E',  'R',                          /* magic */
-        0x00, 0x02, 0x00, 0x00,                         /* version 2, flags 0 */
+        0x00, 0x03, 0x00, 0x00,                         /* version 3, flags 0 */
     };
     uint8_t want[PROTO_HDR_LEN + 90];
     struct proto_frame f;
@@ -568,11 +568,11 @@ Test(proto, hello_encodes_to_the_documented_bytes)
 
 Test(proto, welcome_encodes_to_the_documented_bytes)
 {
-    /* Checks WELCOME v2 byte for byte: header, magic, version, flags, cipher, pk, nonce. */
+    /* Checks WELCOME v3 byte for byte: header, magic, version, flags, cipher, pk, nonce. */
     static const uint8_t head[] = {
         0x00, 0x00, 0x00, 0x4a, 0x02, 0x00, 0x00, 0x00, /* header: 74 bytes of WELCOME */
         'X',  'F',  'E',  'R',                          /* magic */
-        0x00, 0x02, 0x00, 0x00,                         /* version 2, flags 0 */
+        0x00, 0x03, 0x00, 0x00,                         /* version 3, flags 0 */
         0x03, 0x04,                                     /* cipher 0x0304 */
     };
     uint8_t want[PROTO_HDR_LEN + 74];
@@ -860,8 +860,9 @@ Test(proto, rejects_welcome_with_bad_magic)
 
 Test(proto, reports_other_version_in_hello)
 {
-    /* Checks that HELLO versions 0, 1, 3 and 0xffff are XFER_EVERSION with hello.version set. */
-    static const uint16_t versions[] = {0, 1, 3, 0xffff};
+    /* Checks that HELLO versions 0, 1, 2, 4 and 0xffff are XFER_EVERSION with hello.version
+     * set. */
+    static const uint16_t versions[] = {0, 1, 2, 4, 0xffff};
 
     for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
         struct proto_frame f;
@@ -881,8 +882,8 @@ Test(proto, reports_other_version_in_hello)
 
 Test(proto, reports_other_version_in_welcome)
 {
-    /* Checks that WELCOME versions 1 and 3 are XFER_EVERSION with welcome.version set. */
-    static const uint16_t versions[] = {1, 3};
+    /* Checks that WELCOME versions 1, 2 and 4 are XFER_EVERSION with welcome.version set. */
+    static const uint16_t versions[] = {1, 2, 4};
 
     for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
         struct proto_frame f;
@@ -926,9 +927,10 @@ static int decode_other_layout(uint8_t type, uint16_t version, size_t extra, uin
 
 Test(proto, reports_other_version_whatever_its_payload_layout)
 {
-    /* Checks HELLO/WELCOME v1 and v3 with 0, 20 (v1's HELLO) or 256 more bytes: XFER_EVERSION. */
+    /* Checks HELLO/WELCOME v1, v2 and v4 with 0, 20 (v1's HELLO) or 256 more bytes:
+     * XFER_EVERSION. */
     static const uint8_t types[] = {PROTO_HELLO, PROTO_WELCOME};
-    static const uint16_t versions[] = {1, 3};
+    static const uint16_t versions[] = {1, 2, 4};
     static const size_t extras[] = {0, 20, 256};
 
     for (size_t t = 0; t < sizeof(types); t++) {
@@ -947,7 +949,7 @@ Test(proto, reports_other_version_whatever_its_payload_layout)
 
 Test(proto, hello_of_our_version_in_another_layout_is_a_protocol_error)
 {
-    /* Checks v2 HELLO/WELCOME cut to v1's sizes: XFER_EPROTO, since only the version decides. */
+    /* Checks v3 HELLO/WELCOME cut to v1's sizes: XFER_EPROTO, since only the version decides. */
     uint16_t seen = 0;
 
     cr_assert_eq(decode_other_layout(PROTO_HELLO, PROTO_VERSION, 0, &seen), XFER_EPROTO);

@@ -21,7 +21,7 @@ static void setup(void)
 {
     cr_assert_not_null(mkdtemp(dir));
     cr_assert_eq(auth_init(), 0);
-    auth_psk_from_secret(&psk, "unit", 4);
+    cr_assert_eq(auth_psk_from_secret(&psk, "unit", 4), 0);
     memset(&opts, 0, sizeof(opts));
     opts.command = CLI_RECV;
     opts.dir = dir;

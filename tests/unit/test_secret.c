@@ -251,6 +251,52 @@ Test(secret, a_fifo_as_secret_file_is_refused_without_waiting, .timeout = 5)
     assert_fails(&r, XFER_EXIT_IO);
 }
 
+Test(secret, a_secret_file_that_is_a_symbolic_link_is_refused)
+{
+    /* Checks --secret-file naming a symbolic link, to a good 0600 file or to nothing:
+     * XFER_EXIT_IO, one line naming the link and saying it is one, and nothing read. */
+    const char *target = text_file("real", STRONG);
+    const char *names[] = {"link", "dangling"};
+    const char *targets[] = {target, "no-such-file"};
+
+    for (int i = 0; i < 2; i++) {
+        char *path = files[nfiles++];
+        struct loaded r;
+
+        snprintf(path, sizeof(files[0]), "%s/%s", dir, names[i]);
+        cr_assert_eq(symlink(targets[i], path), 0, "symlink: %s", strerror(errno));
+        r = load(CLI_SEND, path);
+        assert_fails(&r, XFER_EXIT_IO);
+        cr_assert_not_null(strstr(r.err, path), "\"%s\" does not name the link", r.err);
+        cr_assert_not_null(strstr(r.err, "symbolic link"), "\"%s\"", r.err);
+        cr_assert_str_eq(r.secret, "", "the link's target was read");
+    }
+}
+
+Test(secret, a_symbolic_link_among_the_directories_is_followed)
+{
+    /* Checks that only the last component must not be a link: a secret file reached through a
+     * linked directory (as /etc may be) is read. */
+    char via[400];
+    char *sub;
+    struct loaded r;
+
+    /* Registered after the file file_with() makes in it, so teardown removes it first. */
+    sub = files[nfiles + 1];
+    snprintf(sub, sizeof(files[0]), "%s/real-dir", dir);
+    cr_assert_eq(mkdir(sub, 0700), 0);
+    (void)file_with("real-dir/s", STRONG, strlen(STRONG), 0600);
+    nfiles++; /* sub */
+    cr_assert_lt(nfiles, 8);
+    snprintf(files[nfiles], sizeof(files[0]), "%s/linked-dir", dir);
+    cr_assert_eq(symlink("real-dir", files[nfiles]), 0, "symlink: %s", strerror(errno));
+    snprintf(via, sizeof(via), "%s/s", files[nfiles]);
+    nfiles++;
+    r = load(CLI_SEND, via);
+    cr_assert_eq(r.code, XFER_EXIT_OK, "%s", r.err);
+    cr_assert_str_eq(r.secret, STRONG);
+}
+
 /* ---- XFER_SECRET ---- */
 
 Test(secret, secret_file_wins_over_xfer_secret)
