@@ -128,6 +128,13 @@ int fileio_open_by_components(int dirfd, const char *path, int flags, mode_t mod
     return cur == dirfd ? -EINVAL : cur;
 }
 
+int fileio_create_fresh(int dirfd, const char *path, mode_t mode)
+{
+    if (unlinkat(dirfd, path, 0) < 0 && errno != ENOENT)
+        return -errno;
+    return fileio_open_beneath(dirfd, path, O_RDWR | O_CREAT | O_EXCL, mode);
+}
+
 int fileio_check_private(int fd)
 {
     struct stat st;

@@ -471,12 +471,8 @@ static int journal_compact(struct journal *j)
                              last ? j->state : NULL);
         chunk += n;
     } while (chunk < j->nhashes);
-    /* Exclusively, after removing the name: never through a link planted there. */
-    if (unlinkat(j->dirfd, tmp, 0) < 0 && errno != ENOENT) {
-        rc = -errno;
-        goto out;
-    }
-    fd = fileio_open_beneath(j->dirfd, tmp, O_RDWR | O_CREAT | O_EXCL, 0600);
+    /* Never through a link planted at its name. */
+    fd = fileio_create_fresh(j->dirfd, tmp, 0600);
     if (fd < 0) {
         rc = fd;
         goto out;

@@ -461,7 +461,7 @@ static int open_state_dir(int dirfd)
 static int open_part_file(struct open_job *oj)
 {
     struct rfile *f = oj->jb.f;
-    int fd = -ENOENT;
+    int fd;
     int rc;
 
     if (f->resumed) {
@@ -487,11 +487,7 @@ static int open_part_file(struct open_job *oj)
             return rc;
         f->resumed = 0;
     }
-    {
-        if (unlinkat(f->xfd, f->part_path, 0) < 0 && errno != ENOENT)
-            return -errno;
-        fd = fileio_open_beneath(f->xfd, f->part_path, O_RDWR | O_CREAT | O_EXCL, 0600);
-    }
+    fd = fileio_create_fresh(f->xfd, f->part_path, 0600);
     if (fd < 0)
         return fd;
     f->fd = fd;

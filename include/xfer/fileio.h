@@ -32,6 +32,11 @@ int fileio_hash_range(int fd, uint64_t off, uint64_t len, XXH3_state_t *state, u
  * -errno (ELOOP for a link in the way, EXDEV for an escape). */
 int fileio_open_beneath(int dirfd, const char *path, int flags, mode_t mode);
 
+/* Creates path under dirfd anew (O_RDWR, mode): removes whatever held the
+ * name (a link is removed, never followed), then creates exclusively, so
+ * the descriptor is a file nobody else can reach. Returns it or -errno. */
+int fileio_create_fresh(int dirfd, const char *path, mode_t mode);
+
 /* For a file opened in the state directory: 0 if it is a regular file with
  * one link that belongs to this process's user, -EINVAL if it is not a
  * regular file, XFER_ELINKED if another name or user could reach it (a hard
