@@ -420,7 +420,7 @@ static void start_read(struct sender *s, struct sfile *f)
         peer_broke(s,
                    "it asked for %s again and again, until %" PRIu64
                    " bytes of it were sent, the most for a file of %" PRIu64 " bytes",
-                   f->name, f->sent, f->size);
+                   report_escaped(f->name), f->sent, f->size);
         return;
     }
     b = get_buf(s);
@@ -641,8 +641,8 @@ static int on_accept(struct sender *s, struct sfile *f, const struct proto_frame
 
     if (!on_chunk_boundary(f, off) || fr->u.accept.epoch != 1) {
         /* Never read past what we offered. */
-        peer_broke(s, "ACCEPT of %s with epoch %" PRIu32 " at offset %" PRIu64 " (%s)", f->name,
-                   fr->u.accept.epoch, off,
+        peer_broke(s, "ACCEPT of %s with epoch %" PRIu32 " at offset %" PRIu64 " (%s)",
+                   report_escaped(f->name), fr->u.accept.epoch, off,
                    off > f->size                ? "past the end of the file"
                    : !on_chunk_boundary(f, off) ? "not on a chunk boundary"
                                                 : "epoch not 1");
@@ -699,7 +699,8 @@ static int on_rewind(struct sender *s, struct sfile *f, const struct proto_frame
     const char *fault = rewind_fault(s, f, fr);
 
     if (fault != NULL) {
-        peer_broke(s, "REWIND of %s to offset %" PRIu64 " %s", f->name, off, fault);
+        peer_broke(s, "REWIND of %s to offset %" PRIu64 " %s", report_escaped(f->name), off,
+                   fault);
         return 0;
     }
     s->epoch = fr->u.rewind.epoch;
@@ -893,7 +894,7 @@ static int on_ack(struct sender *s, struct sfile *f, const struct proto_frame *f
     if (fr->u.ack.epoch != s->epoch)
         return 0; /* confirms data of a superseded epoch */
     if (off > s->next_send || !on_chunk_boundary(f, off)) {
-        peer_broke(s, "ACK of %s at offset %" PRIu64 " (%s)", f->name, off,
+        peer_broke(s, "ACK of %s at offset %" PRIu64 " (%s)", report_escaped(f->name), off,
                    off > s->next_send ? "past what was sent" : "not on a chunk boundary");
         return 0;
     }
@@ -968,7 +969,7 @@ static int on_session_frame(struct sender *s, struct sfile *f, const struct prot
     peer_broke(s, "%s%s while %s %s",
                fr->type == PROTO_NEED_HASH && s->hash_asked ? "a second " : "an unexpected ",
                proto_type_name(fr->type), state_doing(s->state),
-               f != NULL ? f->name : "every file");
+               f != NULL ? report_escaped(f->name) : "every file");
     return 0;
 }
 
