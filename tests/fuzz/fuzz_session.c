@@ -287,6 +287,22 @@ static int next_record(const uint8_t *data, size_t size, size_t *pos, uint8_t *f
     return 1;
 }
 
+/* The two records SI_MODE_PARTIAL and SI_MODE_EXISTING each start with: an
+ * OFFER naming a file, then its bytes (flags are the second record's). */
+struct file_records {
+    const uint8_t *offer;
+    size_t offer_len;
+    const uint8_t *content;
+    size_t content_len;
+    uint8_t flags;
+};
+
+static int next_file_records(const uint8_t *data, size_t size, size_t *pos, struct file_records *r)
+{
+    return next_record(data, size, pos, &r->flags, &r->offer, &r->offer_len) &&
+           next_record(data, size, pos, &r->flags, &r->content, &r->content_len);
+}
+
 /* SI_MODE_PARTIAL: leaves in .xfer what an earlier, cut connection would
  * have, for the file the OFFER at of describes: the partial (content) and
  * a journal confirming it whole (when it holds the whole file, under
@@ -475,22 +491,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         XXH3_128bits_reset(p.prefix) != XXH_OK)
         abort();
     if (data[0] & SI_MODE_PARTIAL) {
-        const uint8_t *of, *content;
-        size_t olen, clen;
-        uint8_t flags;
+        struct file_records r;
 
-        if (next_record(data, size, &pos, &flags, &of, &olen) &&
-            next_record(data, size, &pos, &flags, &content, &clen))
-            preseed(&p, of, olen, content, clen, flags);
+        if (next_file_records(data, size, &pos, &r))
+            preseed(&p, r.offer, r.offer_len, r.content, r.content_len, r.flags);
     }
     if (data[0] & SI_MODE_EXISTING) {
-        const uint8_t *of, *content;
-        size_t olen, clen;
-        uint8_t flags;
+        struct file_records r;
 
-        if (next_record(data, size, &pos, &flags, &of, &olen) &&
-            next_record(data, size, &pos, &flags, &content, &clen))
-            put_existing(&p, of, olen, content, clen);
+        if (next_file_records(data, size, &pos, &r))
+            put_existing(&p, r.offer, r.offer_len, r.content, r.content_len);
     }
     opts.overwrite = (data[0] & SI_MODE_OVERWRITE) != 0;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)

@@ -93,6 +93,14 @@ static void file_hash(struct seed *s, uint8_t flags)
     add_frame(s, flags, &f);
 }
 
+/* The two records SI_MODE_PARTIAL and SI_MODE_EXISTING read first: an
+ * OFFER naming the file, then its bytes (flags: SI_FIX_HASH or not). */
+static void file_records(struct seed *s, uint8_t flags, const char *name, const char *bytes)
+{
+    offer(s, 0, name, strlen(bytes));
+    add_raw(s, flags, bytes);
+}
+
 static void start(struct seed *s, uint8_t mode)
 {
     s->len = 0;
@@ -198,8 +206,7 @@ int main(int argc, char **argv)
     /* SI_MODE_EXISTING: a finished file already there; identical, then after
      * COMPLETE the same again with --overwrite and a different hash. */
     start(&s, SI_MODE_AUTH | SI_MODE_EXISTING | SI_MODE_OVERWRITE);
-    offer(&s, 0, "e", 5);
-    add_raw(&s, 0, "hello");
+    file_records(&s, 0, "e", "hello");
     offer(&s, SI_SETTLE, "e", 5);
     file_hash(&s, ok);
     offer(&s, SI_SETTLE, "e", 5);
@@ -212,8 +219,7 @@ int main(int argc, char **argv)
      * the name's leftovers; a second FILE_HASH and an OFFER read while it
      * runs freed the new file under its open job (heap-use-after-free). */
     start(&s, SI_MODE_AUTH | SI_MODE_EXISTING);
-    offer(&s, 0, "e", 5);
-    add_raw(&s, 0, "hello");
+    file_records(&s, 0, "e", "hello");
     offer(&s, SI_SETTLE, "e", 5);
     file_hash(&s, SI_FIX_HASH);
     file_hash(&s, 0);
@@ -221,8 +227,7 @@ int main(int argc, char **argv)
     write_seed(argv[1], "regress_uaf_second_file_hash_then_offer", &s);
     /* With --overwrite two FILE_HASH frames were enough. */
     start(&s, SI_MODE_AUTH | SI_MODE_EXISTING | SI_MODE_OVERWRITE);
-    offer(&s, 0, "e", 5);
-    add_raw(&s, 0, "hello");
+    file_records(&s, 0, "e", "hello");
     offer(&s, SI_SETTLE, "e", 5);
     file_hash(&s, SI_FIX_HASH);
     file_hash(&s, SI_SETTLE);
@@ -292,16 +297,14 @@ int main(int argc, char **argv)
     /* Resuming: the partial is whole and journaled; ACCEPT at its end, the
      * prefix read back and checked, then END. */
     start(&s, SI_MODE_AUTH | SI_MODE_PARTIAL);
-    offer(&s, 0, "r", 5);
-    add_raw(&s, SI_FIX_HASH, "hello");
+    file_records(&s, SI_FIX_HASH, "r", "hello");
     offer(&s, SI_SETTLE, "r", 5);
     end(&s, ok, 1);
     write_seed(argv[1], "partial_resume", &s);
 
     /* The same partial damaged on disk: read back, found bad, resent. */
     start(&s, SI_MODE_AUTH | SI_MODE_PARTIAL);
-    offer(&s, 0, "r", 5);
-    add_raw(&s, 0, "hello");
+    file_records(&s, 0, "r", "hello");
     offer(&s, SI_SETTLE, "r", 5);
     data(&s, ok, 2, 0, "hello");
     end(&s, ok, 2);
@@ -309,8 +312,7 @@ int main(int argc, char **argv)
 
     /* A journal for another version of the file (another size): reset. */
     start(&s, SI_MODE_AUTH | SI_MODE_PARTIAL);
-    offer(&s, 0, "r", 5);
-    add_raw(&s, SI_FIX_HASH, "hello");
+    file_records(&s, SI_FIX_HASH, "r", "hello");
     offer(&s, SI_SETTLE, "r", 4);
     data(&s, ok, 1, 0, "hell");
     end(&s, ok, 1);
